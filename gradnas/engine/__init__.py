@@ -1,0 +1,1 @@
+"""Search and retrain loops, run folders, checkpoints."""

@@ -1,0 +1,10 @@
+"""Mutable modules: the searchable parts of a supernet."""
+
+from .base import MutableModule
+from .differentiable_edge import DifferentiableEdge
+from .differentiable_op import DifferentiableOP
+from .gumbel_edge import GumbelEdge
+from .gumbel_op import GumbelOP
+from .one_shot_op import OneShotOP
+
+__all__ = ["MutableModule", "DifferentiableOP", "GumbelOP", "OneShotOP", "DifferentiableEdge", "GumbelEdge"]

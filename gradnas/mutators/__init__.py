@@ -1,0 +1,8 @@
+"""Mutators: own the architecture parameters and derive the final architecture."""
+
+from .darts_mutator import DartsMutator
+from .deploy import deploy_subnet
+from .diff_mutator import DiffMutator, group_mutables
+from .one_shot_mutator import OneShotMutator
+
+__all__ = ["DiffMutator", "DartsMutator", "OneShotMutator", "deploy_subnet", "group_mutables"]

@@ -1,0 +1,1 @@
+"""Search spaces: networks built from mutables."""

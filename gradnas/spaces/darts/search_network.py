@@ -1,0 +1,137 @@
+"""The DARTS search network (supernet) built from gradnas mutables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ...genotype import PRIMITIVES, Genotype
+from ...mutables import DifferentiableEdge, DifferentiableOP, MutableModule
+from .cell import Cell, preprocess
+from .ops import build_op
+
+# Builds the mutable for one edge's op choice from {op name: module} and a space id.
+OpMutableFactory = Callable[[Mapping[str, nn.Module], str], MutableModule]
+CELL_TYPES = ("normal", "reduce")
+
+
+def edge_space_id(cell_type: str, node: int) -> str:
+    """The decision of which inputs node ``node`` keeps (shared by every cell of the type)."""
+    return f"{cell_type}_node{node}"
+
+
+def op_space_id(cell_type: str, node: int, input_index: int) -> str:
+    """The decision of the op on the edge from state ``input_index`` into ``node``."""
+    return f"{cell_type}_node{node}_input{input_index}"
+
+
+def search_cell(cell_type: str, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
+                steps: int, multiplier: int, primitives: Sequence[str], op_mutable: OpMutableFactory,
+                edge_alpha: bool, num_chosen: int = 2) -> Cell:
+    """A search cell: node i is an edge over all ``2 + i`` earlier states, each
+    input through a mixed op of every primitive (stride 2 on the cell inputs
+    of a reduction cell). Search ops are affine-free, as in DARTS."""
+    pre0, pre1 = preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=False)
+    nodes, node_inputs = [], []
+    for i in range(steps):
+        choices = {}
+        for j in range(2 + i):
+            stride = 2 if reduction and j < 2 else 1
+            ops = {name: build_op(name, C, stride, affine=False, search=True) for name in primitives}
+            choices[f"input{j}"] = op_mutable(ops, op_space_id(cell_type, i, j))
+        nodes.append(DifferentiableEdge(choices, edge_space_id(cell_type, i), with_arch_param=edge_alpha,
+                                        num_chosen=min(num_chosen, 2 + i)))
+        node_inputs.append(list(range(2 + i)))
+    concat = list(range(2 + steps - multiplier, 2 + steps))
+    return Cell(pre0, pre1, nodes, node_inputs, concat, reduction)
+
+
+def reduction_layers(layers: int) -> tuple[int, ...]:
+    """Cells that halve the resolution and double the channels: at 1/3 and 2/3 of the depth."""
+    return (layers // 3, 2 * layers // 3)
+
+
+class DartsSearchNetwork(nn.Module):
+    """DARTS' supernet: a conv stem, ``layers`` cells, global pooling, a linear classifier.
+
+    Normal cells share their decisions (space ids ``normal_*``), reduction
+    cells theirs (``reduce_*``), as DARTS' ``alphas_normal`` and
+    ``alphas_reduce``. The stem is a 3x3 conv (padding 1) and BatchNorm, so the
+    input resolution is kept until the first reduction cell; on 8x8 digits
+    with 5 layers the cells see 8x8, 4x4 (from cell 1) and 2x2 (from cell 3).
+
+    Args:
+        C: channels of the first cells (doubled at each reduction).
+        layers: number of cells.
+        steps: intermediate nodes per cell.
+        multiplier: how many of the last states a cell concatenates.
+        stem_multiplier: stem width as a multiple of ``C``.
+        op_mutable: builds each edge's mixed op, e.g. ``DifferentiableOP`` or
+            ``functools.partial(GumbelOP, tau=10.0)``.
+        edge_alpha: give each node's edge its own alpha (PC-DARTS' edge normalisation).
+    """
+
+    def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
+                 in_channels: int = 3, num_classes: int = 10, primitives: Sequence[str] = PRIMITIVES,
+                 op_mutable: OpMutableFactory = DifferentiableOP, edge_alpha: bool = False) -> None:
+        super().__init__()
+        if not 1 <= multiplier <= steps:
+            raise ValueError(f"multiplier must be in 1..steps ({steps}), got {multiplier}")
+        if layers < 1 or C < 2 or C % 2:
+            raise ValueError(f"need layers >= 1 and an even C >= 2, got layers={layers}, C={C}")
+        self.steps, self.multiplier = steps, multiplier
+        self.primitives = tuple(primitives)
+        C_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for layer in range(layers):
+            reduction = layer in reduction_layers(layers)
+            if reduction:
+                C_curr *= 2
+            cell_type = "reduce" if reduction else "normal"
+            self.cells.append(search_cell(cell_type, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                                          steps, multiplier, self.primitives, op_mutable, edge_alpha))
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        out = self.global_pooling(s1)  # (N, C_prev, 1, 1)
+        return self.classifier(out.flatten(1))
+
+    def to_genotype(self, subnet: Mapping[str, Mapping[str, Sequence[str]]]) -> Genotype:
+        """The genotype of a subnet from ``DartsMutator.search_subnet()``.
+
+        Each node lists its kept inputs in the subnet's order (strongest
+        first for the DARTS rule) with the op chosen on that edge.
+        """
+        return subnet_to_genotype(subnet, self.steps, self.multiplier)
+
+
+def subnet_to_genotype(subnet: Mapping[str, Mapping[str, Sequence[str]]], steps: int, multiplier: int) -> Genotype:
+    cells = {}
+    for cell_type in CELL_TYPES:
+        nodes = []
+        for i in range(steps):
+            edge = subnet.get(edge_space_id(cell_type, i))
+            if edge is None:
+                raise ValueError(f"the subnet has no decision {edge_space_id(cell_type, i)!r}")
+            node = []
+            for input_name in edge["chosen"]:
+                j = int(input_name.removeprefix("input"))
+                op = subnet.get(op_space_id(cell_type, i, j))
+                if op is None:
+                    raise ValueError(f"the subnet has no op for {op_space_id(cell_type, i, j)!r}")
+                node.append((op["chosen"][0], j))
+            nodes.append(node)
+        cells[cell_type] = nodes
+    concat = list(range(2 + steps - multiplier, 2 + steps))
+    return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
