@@ -85,7 +85,8 @@ class SearchConfig:
             _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
         net = self.network
         _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
-        _check(net.layers >= 1, "network.layers", f"must be >= 1, got {net.layers}")
+        _check(net.layers >= 3, "network.layers",
+               f"must be >= 3 (reductions at 1/3 and 2/3 of the depth leave no normal cell), got {net.layers}")
         _check(net.steps >= 1, "network.steps", f"must be >= 1, got {net.steps}")
         _check(1 <= net.multiplier <= net.steps, "network.multiplier", f"must be in 1..steps, got {net.multiplier}")
         _check(net.stem_multiplier >= 1, "network.stem_multiplier", f"must be >= 1, got {net.stem_multiplier}")

@@ -79,8 +79,9 @@ class DartsSearchNetwork(nn.Module):
         super().__init__()
         if not 1 <= multiplier <= steps:
             raise ValueError(f"multiplier must be in 1..steps ({steps}), got {multiplier}")
-        if layers < 1 or C < 2 or C % 2:
-            raise ValueError(f"need layers >= 1 and an even C >= 2, got layers={layers}, C={C}")
+        if layers < 3 or C < 2 or C % 2:
+            # Fewer than 3 cells leave no normal cell (reductions sit at 1/3 and 2/3 of the depth).
+            raise ValueError(f"need layers >= 3 and an even C >= 2, got layers={layers}, C={C}")
         self.steps, self.multiplier = steps, multiplier
         self.primitives = tuple(primitives)
         C_curr = stem_multiplier * C

@@ -1,0 +1,98 @@
+"""`gradnas search` end to end on a tiny config, and its bad-input behaviour."""
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+from gradnas.cli import main
+from gradnas.config import load_config
+from gradnas.genotype import Genotype
+
+TINY = {"epochs": 2, "data": {"batch_size": 256}, "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
+RUN_FILES = {"config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    out = root / "run"
+    status = main(["search", "--config", str(config), "--out", str(out), "--seed", "3", "--no-progress"])
+    return status, out
+
+
+def test_search_exits_zero_and_writes_every_run_file(tiny_run):
+    status, out = tiny_run
+    assert status == 0
+    assert {p.name for p in out.iterdir()} == RUN_FILES  # and no temporary files left behind
+
+
+def test_run_folder_keeps_the_resolved_config_with_flag_overrides(tiny_run):
+    cfg = load_config(tiny_run[1] / "config.yaml")
+    assert cfg.seed == 3 and cfg.epochs == 2 and cfg.network.C == 2
+
+
+def test_metrics_has_one_row_per_epoch(tiny_run):
+    rows = list(csv.DictReader((tiny_run[1] / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(0.0 <= float(r["val_acc"]) <= 1.0 for r in rows)
+
+
+def test_alphas_history_has_start_and_every_epoch_as_distributions(tiny_run):
+    alphas = json.loads((tiny_run[1] / "alphas.json").read_text())
+    history = alphas["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    # steps=2: edges 2 + 3 per cell type, 2 cell types
+    assert len(history[-1]["probs"]) == 10
+    for space_id, probs in history[-1]["probs"].items():
+        assert len(probs) == len(alphas["choices"][space_id]) == 8
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+    assert history[0]["probs"] != history[-1]["probs"]  # the architecture step moved the alphas
+
+
+def test_genotype_files_agree_and_fit_the_space(tiny_run):
+    out = tiny_run[1]
+    from_json = Genotype.from_json((out / "genotype.json").read_text())
+    from_text = Genotype.parse((out / "genotype.txt").read_text())
+    assert from_json == from_text
+    from_json.validate(steps=2)
+    assert all(len(node) == 2 for node in from_json.normal + from_json.reduce)
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_the_alphas(tiny_run):
+    state = torch.load(tiny_run[1] / "checkpoint.pt", weights_only=True)
+    assert {"supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "epoch"} <= set(state)
+    assert state["epoch"] == 2
+    assert len(state["mutator"]) == 10 and all(k.startswith("arch_params.") for k in state["mutator"])
+
+
+def test_unknown_config_key_exits_2_naming_it_and_writes_nothing(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("network:\n  chanels: 4\n")
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradnas: error:") and "network.chanels" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_existing_run_folder_is_not_overwritten_without_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "genotype.json").write_text("precious")
+    assert main(["search", "--epochs", "1", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "genotype.json").read_text() == "precious"
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--config", "--epochs", "--batch-size", "--seed", "--out", "--algorithm"):
+        assert flag in text

@@ -1,0 +1,87 @@
+"""Config loading: every key typed and checked, unknown keys rejected by name."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from gradnas.config import ConfigError, SearchConfig, config_from_dict, dump_config, load_config
+
+
+def test_defaults_round_trip_through_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(SearchConfig()))
+    assert load_config(path) == SearchConfig()
+
+
+def test_shipped_default_config_equals_the_dataclass_defaults():
+    # configs/search_digits.yaml documents the defaults; it must not drift from them.
+    assert load_config(Path(__file__).parents[1] / "configs" / "search_digits.yaml") == SearchConfig()
+
+
+def test_nested_values_override_defaults():
+    cfg = config_from_dict({"epochs": 3, "network": {"C": 4, "layers": 3}, "optim": {"arch_lr": 1}})
+    assert (cfg.epochs, cfg.network.C, cfg.network.layers) == (3, 4, 3)
+    assert cfg.optim.arch_lr == 1.0 and isinstance(cfg.optim.arch_lr, float)
+    assert cfg.network.steps == SearchConfig().network.steps
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"epoch": 3}, "'epoch'"),
+    ({"network": {"channels": 3}}, "'network.channels'"),
+    ({"optim": {"lr": 0.1}}, "'optim.lr'"),
+])
+def test_unknown_key_is_named(data, key):
+    with pytest.raises(ConfigError, match=f"unknown config key {key}"):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"epochs": "3"}, "'epochs'"),
+    ({"epochs": True}, "'epochs'"),
+    ({"epochs": 2.5}, "'epochs'"),
+    ({"optim": {"arch_lr": "fast"}}, "'optim.arch_lr'"),
+    ({"data": {"name": 5}}, "'data.name'"),
+])
+def test_wrong_type_is_named(data, key):
+    with pytest.raises(ConfigError, match=f"config key {key}: expected"):
+        config_from_dict(data)
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"epochs": 0}, "epochs"),
+    ({"algorithm": "nope"}, "algorithm"),
+    ({"data": {"name": "mnist"}}, "data.name"),
+    ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
+    ({"data": {"batch_size": 0}}, "data.batch_size"),
+    ({"network": {"C": 3}}, "network.C"),
+    ({"network": {"layers": 2}}, "network.layers"),
+    ({"network": {"multiplier": 5}}, "network.multiplier"),
+    ({"optim": {"momentum": 1.0}}, "optim.momentum"),
+    ({"optim": {"weight_decay": -1}}, "optim.weight_decay"),
+])
+def test_out_of_range_is_named(data, key):
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        config_from_dict(data)
+
+
+def test_section_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="section 'network' must be a mapping"):
+        config_from_dict({"network": [1, 2]})
+
+
+def test_invalid_yaml_and_missing_file_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read config file.*missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_every_field_has_a_default_so_an_empty_file_is_the_default(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == SearchConfig()
+    assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+               for f in dataclasses.fields(SearchConfig))
