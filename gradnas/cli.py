@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from .config import ALGORITHMS, ConfigError, SearchConfig, config_from_dict, config_to_dict, load_config
+from .engine.errors import NonFiniteError
 from .engine.files import RunDirError
 from .genotype import GenotypeError
 
@@ -29,6 +30,8 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/search-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted search from its last checkpoint, with its stored config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_search)
 
@@ -50,6 +53,15 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
 def _cmd_search(args: argparse.Namespace) -> int:
     from .engine.search import run_search  # torch import only when a command runs
 
+    if args.resume:
+        clashing = [flag for flag, value in (("--config", args.config), ("--algorithm", args.algorithm),
+                                             ("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                                             ("--seed", args.seed), ("--out", args.out)) if value is not None]
+        if clashing or args.force:
+            raise ConfigError(f"--resume continues the run with the config stored in its folder; "
+                              f"it cannot be combined with {', '.join(clashing or ['--force'])}")
+        run_search(SearchConfig(), args.resume, progress=not args.no_progress, resume=True)
+        return 0
     cfg = _search_config(args)
     out = args.out or time.strftime("runs/search-%Y%m%d-%H%M%S")
     run_search(cfg, out, force=args.force, progress=not args.no_progress)
@@ -71,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RunDirError, GenotypeError) as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:
+        print(f"gradnas: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

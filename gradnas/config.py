@@ -69,6 +69,7 @@ class SearchConfig:
     epochs: int = 12
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -79,6 +80,7 @@ class SearchConfig:
         _check(self.data.name in DATASETS, "data.name", f"unknown data set {self.data.name!r}; known: {list(DATASETS)}")
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
         _check(self.data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.data.batch_size}")
         for key in ("val_fraction", "test_fraction"):
             value = getattr(self.data, key)

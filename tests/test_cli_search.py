@@ -12,7 +12,8 @@ from gradnas.config import load_config
 from gradnas.genotype import Genotype
 
 TINY = {"epochs": 2, "data": {"batch_size": 256}, "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
-RUN_FILES = {"config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt"}
+RUN_FILES = {"config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt",
+             "checkpoint.prev.pt"}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def test_genotype_files_agree_and_fit_the_space(tiny_run):
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_alphas(tiny_run):
     state = torch.load(tiny_run[1] / "checkpoint.pt", weights_only=True)
-    assert {"supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "epoch"} <= set(state)
-    assert state["epoch"] == 2
+    assert {"supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "rng"} <= set(state)
+    assert state["progress"]["epoch"] == 2 and state["progress"]["step"] == 0
     assert len(state["mutator"]) == 10 and all(k.startswith("arch_params.") for k in state["mutator"])
 
 

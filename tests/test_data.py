@@ -245,3 +245,37 @@ def test_split_dataset_rejects_fraction_outside_unit_interval(fraction: float) -
 def test_split_dataset_rejects_empty_part(fraction: float) -> None:
     with pytest.raises(ValueError, match="leaves an empty part"):
         split_dataset(TensorDataset(torch.arange(10)), fraction, seed=0)
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch_only():
+    from gradnas.data import EpochBatchSampler
+
+    a = EpochBatchSampler(20, 3, shuffle=True, seed=5)
+    b = EpochBatchSampler(20, 3, shuffle=True, seed=5)
+    assert a.order(4) == b.order(4) and a.order(4) != a.order(5)
+    assert sorted(a.order(4)) == list(range(20))
+    first = list(a)  # epoch 0, advances to epoch 1
+    assert a.epoch == 1 and sum(first, []) == a.order(0)
+
+
+def test_sampler_resumes_mid_epoch_at_the_right_batch():
+    from gradnas.data import EpochBatchSampler
+
+    full = EpochBatchSampler(20, 3, shuffle=True, seed=1)
+    list(full)
+    expected = list(full)  # epoch 1
+    resumed = EpochBatchSampler(20, 3, shuffle=True, seed=1)
+    resumed.epoch, resumed.start_batch = 1, 4
+    assert list(resumed) == expected[4:]
+
+
+def test_stream_restores_across_an_epoch_boundary():
+    data = TensorDataset(torch.arange(10))
+    stream = InfiniteStream(make_loader(data, 3, shuffle=True, seed=2))
+    for _ in range(5):  # one full epoch (4 batches) and one batch into the next
+        next(stream)
+    state = stream.state()
+    expected = [next(stream)[0].tolist() for _ in range(6)]
+    restored = InfiniteStream(make_loader(data, 3, shuffle=True, seed=2))
+    restored.restore(state)
+    assert [next(restored)[0].tolist() for _ in range(6)] == expected

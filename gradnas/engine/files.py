@@ -15,11 +15,14 @@ class RunDirError(ValueError):
     """A run folder that cannot be used as asked."""
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over ``path``.
 
     The rename is atomic on POSIX, so readers see the old file or the new
     one, never a partial one; the old file stays until the new one is whole.
+    With ``keep_previous`` the old file is moved there just before the new
+    one takes its place, so a last good copy survives even a new file that
+    later turns out to be bad.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -28,6 +31,8 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,9 +43,18 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def previous_checkpoint(path: Path) -> Path:
+    """Where the checkpoint before ``path`` is kept: ``checkpoint.prev.pt`` beside ``checkpoint.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` atomically; ``state`` holds only what ``weights_only`` loading accepts."""
-    _atomic_write(path, lambda f: torch.save(state, f))
+    """``torch.save`` atomically, keeping the one before as :func:`previous_checkpoint`.
+
+    ``state`` holds only what ``weights_only`` loading accepts.
+    """
+    _atomic_write(path, lambda f: torch.save(state, f), keep_previous=previous_checkpoint(path))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 - ``alphas.json``: softmax weights of every decision at the start and after each epoch;
 - ``genotype.json`` / ``genotype.txt``: the derived architecture as JSON and
   in the DARTS notation;
-- ``checkpoint.pt``: weights, alphas, optimizer and scheduler states.
+- ``checkpoint.pt``: everything a resume needs (weights, alphas, optimizers,
+  scheduler, algorithm schedule, data position, RNG states), with the one
+  before kept as ``checkpoint.prev.pt``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +32,18 @@ from torch import nn
 from tqdm import tqdm
 
 from ..algorithms import Darts
-from ..config import SearchConfig, config_to_dict, dump_config
+from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, load_digits_splits, make_loader
 from ..genotype import Genotype
 from ..mutators import DartsMutator
 from ..spaces.darts import DartsSearchNetwork
-from .files import prepare_run_dir, save_checkpoint, write_text
+from .files import (RunDirError, load_checkpoint, prepare_run_dir, previous_checkpoint, save_checkpoint,
+                    write_text)
+from .errors import NonFiniteError
+from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
 
+CHECKPOINT_FORMAT = "gradnas-search-1"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "weight_lr", "seconds")
 
 
@@ -112,19 +119,6 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[flo
     return total_loss.item() / count, correct.item() / count
 
 
-def train_one_epoch(setup: SearchSetup, epoch: int, num_epochs: int, progress: bool) -> dict[str, float]:
-    """One pass over the training half; returns the mean step metrics."""
-    sums: dict[str, float] = {}
-    bar = tqdm(setup.train_loader, desc=f"epoch {epoch + 1}/{num_epochs}", leave=False, disable=not progress,
-               dynamic_ncols=True)
-    for step, train_batch in enumerate(bar, start=1):
-        metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
-        for key, value in metrics.items():
-            sums[key] = sums.get(key, 0.0) + value
-        bar.set_postfix(loss=f"{sums['train_loss'] / step:.3f}", acc=f"{sums['train_acc'] / step:.3f}")
-    return {key: value / len(setup.train_loader) for key, value in sums.items()}
-
-
 def alpha_snapshot(mutator: DartsMutator) -> dict[str, list[float]]:
     return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
 
@@ -136,19 +130,6 @@ def compact_genotype(genotype: Genotype) -> str:
     return f"normal: {cell(genotype.normal)} || reduce: {cell(genotype.reduce)}"
 
 
-def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, epoch: int) -> dict:
-    return {
-        "epoch": epoch,
-        "config": config_to_dict(cfg),
-        "supernet": setup.supernet.state_dict(),
-        "mutator": setup.mutator.state_dict(),
-        "weight_optimizer": setup.weight_optimizer.state_dict(),
-        "arch_optimizer": setup.arch_optimizer.state_dict(),
-        "scheduler": setup.scheduler.state_dict(),
-        "algorithm": setup.algorithm.state_dict(),
-    }
-
-
 def _csv_text(rows: list[dict[str, float]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
@@ -157,47 +138,162 @@ def _csv_text(rows: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
+@dataclass
+class Progress:
+    """Where a run stands: the state beside the modules that a checkpoint must restore."""
+
+    epoch: int = 0  # the epoch in progress (== epochs when done)
+    step: int = 0  # steps completed in that epoch
+    sums: dict[str, float] = field(default_factory=dict)  # running metric sums of the epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
+    alpha_history: list[dict] = field(default_factory=list)
+
+
+def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config_to_dict(cfg),
+        "progress": {"epoch": progress.epoch, "step": progress.step, "sums": dict(progress.sums),
+                     "history": progress.history, "alpha_history": progress.alpha_history},
+        "supernet": setup.supernet.state_dict(),
+        "mutator": setup.mutator.state_dict(),
+        "weight_optimizer": setup.weight_optimizer.state_dict(),
+        "arch_optimizer": setup.arch_optimizer.state_dict(),
+        "scheduler": setup.scheduler.state_dict(),
+        "algorithm": setup.algorithm.state_dict(),
+        "val_stream": setup.val_stream.state(),
+        "rng": get_rng_state(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], None]) -> Progress:
+    """Load every module, optimizer and stream position of ``state`` into ``setup``."""
+    setup.supernet.load_state_dict(state["supernet"])
+    setup.mutator.load_state_dict(state["mutator"])
+    setup.weight_optimizer.load_state_dict(state["weight_optimizer"])
+    setup.arch_optimizer.load_state_dict(state["arch_optimizer"])
+    setup.scheduler.load_state_dict(state["scheduler"])
+    setup.algorithm.load_state_dict(state["algorithm"])
+    setup.val_stream.restore(state["val_stream"])
+    set_rng_state(state["rng"])
+    if state["threads"] != torch.get_num_threads():
+        log(f"warning: the run was checkpointed with {state['threads']} threads and resumes with "
+            f"{torch.get_num_threads()}; results may differ in the last bits (set 'threads' in the config)")
+    p = state["progress"]
+    return Progress(p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"]))
+
+
+def load_latest_checkpoint(out: Path, log: Callable[[str], None]) -> dict:
+    """The run's checkpoint, or the one before it when the latest is missing or corrupt."""
+    path = out / "checkpoint.pt"
+    try:
+        state = load_checkpoint(path)
+    except RunDirError as err:
+        previous = previous_checkpoint(path)
+        if not previous.exists():
+            raise
+        log(f"warning: {err}; resuming from the previous checkpoint {previous}")
+        state = load_checkpoint(previous)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"{path} is not a gradnas search checkpoint")
+    return state
+
+
+def _check_finite(metrics: dict[str, float], setup: SearchSetup, epoch: int, step: int) -> None:
+    bad = [key for key, value in metrics.items() if not math.isfinite(value)]
+    alphas = [sid for sid, alpha in setup.mutator.arch_params.items() if not torch.isfinite(alpha).all()]
+    if bad or alphas:
+        what = ", ".join(bad + [f"alpha {sid}" for sid in alphas[:3]] + (["..."] if len(alphas) > 3 else []))
+        raise NonFiniteError(f"non-finite values at epoch {epoch + 1}, step {step}: {what}; "
+                             f"the last good checkpoint is kept")
+
+
+def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> None:
+    """Checkpoint, unless a weight went non-finite: then the last good checkpoint stays."""
+    if not all(torch.isfinite(p).all() for p in setup.supernet.parameters()):
+        raise NonFiniteError(f"non-finite weights at epoch {run.epoch + 1}, step {run.step}; "
+                             f"the last good checkpoint is kept")
+    save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
+
+
 def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
-               log: Callable[[str], None] = print) -> SearchResult:
-    """Run a whole search and write its run folder (see the module docstring)."""
-    out = prepare_run_dir(Path(out_dir), force)
+               log: Callable[[str], None] = print, resume: bool = False) -> SearchResult:
+    """Run a whole search and write its run folder (see the module docstring).
+
+    With ``resume=True``, ``out_dir`` is an existing run folder and ``cfg`` is
+    ignored: the run continues from its last checkpoint with the config
+    stored there, and ends bit-identical to an uninterrupted run on the same
+    machine and thread count.
+    """
+    out = Path(out_dir)
+    state = None
+    if resume:
+        state = load_latest_checkpoint(out, log)
+        cfg = config_from_dict(state["config"])
+    else:
+        prepare_run_dir(out, force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     setup = build_search(cfg)
-    write_text(out / "config.yaml", dump_config(cfg))
     space_choices = {sid: list(members[0].full_choice_names)
                      for sid, members in setup.mutator.search_spaces.items() if sid in setup.mutator.arch_params}
-    alpha_history = [{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}]
-    history: list[dict[str, float]] = []
+    if state is None:
+        write_text(out / "config.yaml", dump_config(cfg))
+        run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
+    else:
+        run = restore_checkpoint(setup, state, log)
+        log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     log(f"search: {cfg.algorithm} on {cfg.data.name}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
         f"{sum(a.numel() for a in setup.mutator.arch_parameters())} alphas -> {out}")
-    for epoch in range(cfg.epochs):
+    sampler = setup.train_loader.batch_sampler
+    steps_per_epoch = len(setup.train_loader)
+    while run.epoch < cfg.epochs:
+        epoch = run.epoch
         start = time.perf_counter()
-        setup.algorithm.on_epoch_start(epoch, cfg.epochs)
+        if run.step == 0:
+            setup.algorithm.on_epoch_start(epoch, cfg.epochs)
+            run.sums = {}
         weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
-        train = train_one_epoch(setup, epoch, cfg.epochs, progress)
+        sampler.epoch, sampler.start_batch = epoch, run.step
+        bar = tqdm(setup.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not progress, dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
+        for train_batch in bar:
+            metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
+            run.step += 1
+            _check_finite(metrics, setup, epoch, run.step)
+            for key, value in metrics.items():
+                run.sums[key] = run.sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}",
+                            acc=f"{run.sums['train_acc'] / run.step:.3f}")
+            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < steps_per_epoch:
+                _save(setup, cfg, run, out)
+        bar.close()
         setup.scheduler.step()
         val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
         genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
+        train = {key: value / steps_per_epoch for key, value in run.sums.items()}
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
                "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
                "seconds": round(time.perf_counter() - start, 3)}
-        history.append(row)
-        alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
-        write_text(out / "metrics.csv", _csv_text(history))
-        write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": alpha_history}))
+        run.history.append(row)
+        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
+        run.epoch, run.step, run.sums = epoch + 1, 0, {}
+        _save(setup, cfg, run, out)
+        write_text(out / "metrics.csv", _csv_text(run.history))
+        write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
-    save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, cfg.epochs))
+    genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
     write_text(out / "genotype.json", genotype.to_json(indent=2) + "\n")
     write_text(out / "genotype.txt", str(genotype) + "\n")
-    decided = decisiveness(space_choices, alpha_history[0]["probs"], alpha_history[-1]["probs"],
+    decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
                            setup.mutator.search_subnet())
     log(f"genotype: {genotype}")
     log(f"derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
         f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
         f"changed their strongest op since the start")
     log(f"wrote {out}/: config.yaml metrics.csv alphas.json genotype.json genotype.txt checkpoint.pt")
-    return SearchResult(genotype=genotype, history=history, out_dir=out)
+    return SearchResult(genotype=genotype, history=run.history, out_dir=out)
