@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .config import ALGORITHMS, ConfigError, SearchConfig, config_from_dict, config_to_dict, load_config
 from .engine.errors import NonFiniteError
 from .engine.files import RunDirError
+from .engine.interrupt import Interrupted
 from .genotype import GenotypeError
 
 
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RunDirError, GenotypeError) as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"gradnas: {err}", file=sys.stderr)
+        return 128 + err.signum
     except NonFiniteError as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 1

@@ -167,3 +167,24 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, capsys, monkeypatch
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert (state["progress"]["epoch"], state["progress"]["step"]) == (0, 1)
     assert all(torch.isfinite(t).all() for t in state["supernet"].values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_writes_a_checkpoint_at_the_next_step_and_resume_matches(tmp_path, uninterrupted, sig):
+    config = write_config(tmp_path / "tiny.yaml")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gradnas", "search", "--config", str(config), "--out",
+                             str(run_dir), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and progress_of(run_dir) is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the search finished before the signal; the test proves nothing"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig
+    assert "checkpoint written" in err and f"--resume {run_dir}" in err and "Traceback" not in err
+    assert progress_of(run_dir) < (2, 0)
+    assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
+    for resumed, full in zip(final_state(run_dir), final_state(uninterrupted)):
+        assert_bit_identical(resumed, full)

@@ -40,6 +40,7 @@ from ..spaces.darts import DartsSearchNetwork
 from .files import (RunDirError, load_checkpoint, prepare_run_dir, previous_checkpoint, save_checkpoint,
                     write_text)
 from .errors import NonFiniteError
+from .interrupt import Interrupted, StopRequest
 from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
 
@@ -217,6 +218,58 @@ def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> No
     save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
 
 
+def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, progress: bool,
+                   log: Callable[[str], None], space_choices: dict, stop: StopRequest) -> None:
+    """Epochs from ``run``'s position to the end, checkpointing as configured."""
+    sampler = setup.train_loader.batch_sampler
+    steps_per_epoch = len(setup.train_loader)
+    while run.epoch < cfg.epochs:
+        epoch = run.epoch
+        start = time.perf_counter()
+        if run.step == 0:
+            setup.algorithm.on_epoch_start(epoch, cfg.epochs)
+            run.sums = {}
+        weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
+        sampler.epoch, sampler.start_batch = epoch, run.step
+        bar = tqdm(setup.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not progress, dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
+        for train_batch in bar:
+            metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
+            run.step += 1
+            _check_finite(metrics, setup, epoch, run.step)
+            for key, value in metrics.items():
+                run.sums[key] = run.sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}",
+                            acc=f"{run.sums['train_acc'] / run.step:.3f}")
+            if stop.signum is not None and run.step < steps_per_epoch:
+                _save(setup, cfg, run, out)
+                raise Interrupted(f"stopped by signal {stop.signum} at epoch {epoch + 1}, step {run.step}; "
+                                  f"checkpoint written; continue with: gradnas search --resume {out}",
+                                  stop.signum)
+            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < steps_per_epoch:
+                _save(setup, cfg, run, out)
+        bar.close()
+        setup.scheduler.step()
+        val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
+        genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
+        train = {key: value / steps_per_epoch for key, value in run.sums.items()}
+        row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
+               "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
+               "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
+               "seconds": round(time.perf_counter() - start, 3)}
+        run.history.append(row)
+        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
+        run.epoch, run.step, run.sums = epoch + 1, 0, {}
+        _save(setup, cfg, run, out)
+        write_text(out / "metrics.csv", _csv_text(run.history))
+        write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
+        log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
+            f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
+        if stop.signum is not None and run.epoch < cfg.epochs:
+            raise Interrupted(f"stopped by signal {stop.signum} after epoch {epoch + 1}; checkpoint written; "
+                              f"continue with: gradnas search --resume {out}", stop.signum)
+
+
 def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
                log: Callable[[str], None] = print, resume: bool = False) -> SearchResult:
     """Run a whole search and write its run folder (see the module docstring).
@@ -247,45 +300,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     log(f"search: {cfg.algorithm} on {cfg.data.name}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
         f"{sum(a.numel() for a in setup.mutator.arch_parameters())} alphas -> {out}")
-    sampler = setup.train_loader.batch_sampler
-    steps_per_epoch = len(setup.train_loader)
-    while run.epoch < cfg.epochs:
-        epoch = run.epoch
-        start = time.perf_counter()
-        if run.step == 0:
-            setup.algorithm.on_epoch_start(epoch, cfg.epochs)
-            run.sums = {}
-        weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
-        sampler.epoch, sampler.start_batch = epoch, run.step
-        bar = tqdm(setup.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not progress, dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
-        for train_batch in bar:
-            metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
-            run.step += 1
-            _check_finite(metrics, setup, epoch, run.step)
-            for key, value in metrics.items():
-                run.sums[key] = run.sums.get(key, 0.0) + value
-            bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}",
-                            acc=f"{run.sums['train_acc'] / run.step:.3f}")
-            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < steps_per_epoch:
-                _save(setup, cfg, run, out)
-        bar.close()
-        setup.scheduler.step()
-        val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
-        genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
-        train = {key: value / steps_per_epoch for key, value in run.sums.items()}
-        row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
-               "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
-               "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
-               "seconds": round(time.perf_counter() - start, 3)}
-        run.history.append(row)
-        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
-        run.epoch, run.step, run.sums = epoch + 1, 0, {}
-        _save(setup, cfg, run, out)
-        write_text(out / "metrics.csv", _csv_text(run.history))
-        write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
-        log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
-            f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
+    with StopRequest() as stop:
+        _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop)
     genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
     write_text(out / "genotype.json", genotype.to_json(indent=2) + "\n")
     write_text(out / "genotype.txt", str(genotype) + "\n")
