@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 ALGORITHMS = ("darts",)
-DATASETS = ("digits",)
+DATASETS = ("digits", "cifar10", "cifar100")
 
 
 class ConfigError(ValueError):
@@ -31,10 +31,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # only the bundled 8x8 digits so far
+    name: str = "digits"  # digits (bundled 8x8, no download), cifar10 or cifar100 (binary files in data_dir)
+    data_dir: str = ""  # folder of the CIFAR binary files; unused for digits
     batch_size: int = 64
     val_fraction: float = 0.5  # share of the search data used as DARTS' validation half (DARTS: 0.5)
-    test_fraction: float = 0.2  # held out from the search entirely
+    test_fraction: float = 0.2  # digits only: held out from the search entirely (CIFAR has its test set)
+    augment: bool = False  # random crop (4-pixel padding on CIFAR, 1 on digits) and horizontal flip (CIFAR)
+    cutout: int = 0  # cutout length on training images; DARTS retrains CIFAR with 16
 
 
 @dataclass
@@ -77,14 +80,10 @@ class SearchConfig:
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
         _check(self.algorithm in ALGORITHMS, "algorithm", f"unknown algorithm {self.algorithm!r}; known: {list(ALGORITHMS)}")
-        _check(self.data.name in DATASETS, "data.name", f"unknown data set {self.data.name!r}; known: {list(DATASETS)}")
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
-        _check(self.data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {self.data.batch_size}")
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(self.data, key)
-            _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
+        _validate_data(self.data)
         net = self.network
         _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
         _check(net.layers >= 3, "network.layers",
@@ -101,6 +100,67 @@ class SearchConfig:
         for key in ("momentum", "arch_beta1", "arch_beta2"):
             value = getattr(self.optim, key)
             _check(value < 1, f"optim.{key}", f"must be < 1, got {value}")
+        return self
+
+
+def _validate_data(data: DataConfig) -> None:
+    _check(data.name in DATASETS, "data.name", f"unknown data set {data.name!r}; known: {list(DATASETS)}")
+    _check(data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {data.batch_size}")
+    for key in ("val_fraction", "test_fraction"):
+        value = getattr(data, key)
+        _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
+    _check(data.cutout >= 0, "data.cutout", f"must be >= 0, got {data.cutout}")
+    _check(data.name == "digits" or bool(data.data_dir), "data.data_dir",
+           f"{data.name} needs the folder of its binary files (--data-dir DIR)")
+
+
+@dataclass
+class TrainNetworkConfig:
+    C: int = 16  # channels of the first cells; DARTS' CIFAR retraining uses 36
+    layers: int = 6  # cells; DARTS' CIFAR retraining uses 20
+    auxiliary: bool = False  # auxiliary head at 2/3 depth (DARTS CIFAR: on; needs >= 5x5 maps there)
+    auxiliary_weight: float = 0.4  # DARTS
+    drop_path_prob: float = 0.0  # final drop-path probability, ramped linearly from 0 (DARTS CIFAR: 0.2)
+
+
+@dataclass
+class TrainOptimConfig:
+    # DARTS retraining: SGD 0.025, momentum 0.9, wd 3e-4, cosine to 0, clip 5.
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+
+
+@dataclass
+class TrainConfig:
+    genotype: str = "DARTS_V2"  # a published name (gradnas.genotype.PUBLISHED) or a genotype.json path
+    epochs: int = 30
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=96))
+    network: TrainNetworkConfig = field(default_factory=TrainNetworkConfig)
+    optim: TrainOptimConfig = field(default_factory=TrainOptimConfig)
+
+    def validate(self) -> TrainConfig:
+        _check(bool(self.genotype), "genotype", "must name a published genotype or a genotype.json file")
+        _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _validate_data(self.data)
+        net = self.network
+        _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
+        _check(net.layers >= 3, "network.layers", f"must be >= 3, got {net.layers}")
+        _check(net.auxiliary_weight >= 0, "network.auxiliary_weight", f"must be >= 0, got {net.auxiliary_weight}")
+        _check(0 <= net.drop_path_prob < 1, "network.drop_path_prob", f"must be in [0, 1), got {net.drop_path_prob}")
+        for f in dataclasses.fields(self.optim):
+            value = getattr(self.optim, f.name)
+            _check(value >= 0, f"optim.{f.name}", f"must be >= 0, got {value}")
+        _check(self.optim.lr > 0, "optim.lr", "must be > 0")
+        _check(self.optim.lr_min <= self.optim.lr, "optim.lr_min", "must be <= lr")
+        _check(self.optim.momentum < 1, "optim.momentum", f"must be < 1, got {self.optim.momentum}")
         return self
 
 
@@ -143,13 +203,13 @@ def _build(cls: type, data: Any, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
-def config_from_dict(data: dict) -> SearchConfig:
-    """A validated :class:`SearchConfig` from nested plain data."""
-    return _build(SearchConfig, data).validate()
+def config_from_dict(data: dict, cls: type = SearchConfig) -> Any:
+    """A validated ``cls`` (:class:`SearchConfig` or :class:`TrainConfig`) from nested plain data."""
+    return _build(cls, data).validate()
 
 
-def load_config(path: str | Path) -> SearchConfig:
-    """Read and validate a YAML config file."""
+def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
+    """Read and validate a YAML config file into ``cls``."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -159,13 +219,13 @@ def load_config(path: str | Path) -> SearchConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
-    return config_from_dict(data or {})
+    return config_from_dict(data or {}, cls)
 
 
-def config_to_dict(cfg: SearchConfig) -> dict:
+def config_to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def dump_config(cfg: SearchConfig) -> str:
+def dump_config(cfg: Any) -> str:
     """The resolved config as YAML, loadable again with :func:`load_config`."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -16,30 +16,25 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from ..algorithms import Darts
 from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
-from ..data import InfiniteStream, load_digits_splits, make_loader
+from ..data import InfiniteStream, make_loader
+from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..mutators import DartsMutator
 from ..spaces.darts import DartsSearchNetwork
-from .files import (RunDirError, load_checkpoint, prepare_run_dir, previous_checkpoint, save_checkpoint,
-                    write_text)
-from .errors import NonFiniteError
+from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
+                     load_latest_checkpoint, seed_everything)
+from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import Interrupted, StopRequest
 from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
@@ -70,17 +65,12 @@ class SearchResult:
     out_dir: Path
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def build_search(cfg: SearchConfig) -> SearchSetup:
     """Data, supernet, mutator, optimizers and algorithm for ``cfg``, seeded."""
     seed_everything(cfg.seed)
-    splits = load_digits_splits(seed=cfg.seed, val_fraction=cfg.data.val_fraction,
-                                test_fraction=cfg.data.test_fraction)
+    d = cfg.data
+    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
+                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
     net = cfg.network
     supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
                                   stem_multiplier=net.stem_multiplier, in_channels=splits.in_channels,
@@ -105,21 +95,6 @@ def build_search(cfg: SearchConfig) -> SearchSetup:
                        train_loader, val_loader, val_stream)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` in eval mode over ``loader``."""
-    model.eval()
-    total_loss = torch.zeros(())
-    correct = torch.zeros(())
-    count = 0
-    for x, y in loader:
-        logits = model(x)
-        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-    return total_loss.item() / count, correct.item() / count
-
-
 def alpha_snapshot(mutator: DartsMutator) -> dict[str, list[float]]:
     return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
 
@@ -131,31 +106,11 @@ def compact_genotype(genotype: Genotype) -> str:
     return f"normal: {cell(genotype.normal)} || reduce: {cell(genotype.reduce)}"
 
 
-def _csv_text(rows: list[dict[str, float]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-@dataclass
-class Progress:
-    """Where a run stands: the state beside the modules that a checkpoint must restore."""
-
-    epoch: int = 0  # the epoch in progress (== epochs when done)
-    step: int = 0  # steps completed in that epoch
-    sums: dict[str, float] = field(default_factory=dict)  # running metric sums of the epoch
-    history: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
-    alpha_history: list[dict] = field(default_factory=list)
-
-
 def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "config": config_to_dict(cfg),
-        "progress": {"epoch": progress.epoch, "step": progress.step, "sums": dict(progress.sums),
-                     "history": progress.history, "alpha_history": progress.alpha_history},
+        "progress": progress.to_state(),
         "supernet": setup.supernet.state_dict(),
         "mutator": setup.mutator.state_dict(),
         "weight_optimizer": setup.weight_optimizer.state_dict(),
@@ -178,43 +133,13 @@ def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], Non
     setup.algorithm.load_state_dict(state["algorithm"])
     setup.val_stream.restore(state["val_stream"])
     set_rng_state(state["rng"])
-    if state["threads"] != torch.get_num_threads():
-        log(f"warning: the run was checkpointed with {state['threads']} threads and resumes with "
-            f"{torch.get_num_threads()}; results may differ in the last bits (set 'threads' in the config)")
-    p = state["progress"]
-    return Progress(p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"]))
-
-
-def load_latest_checkpoint(out: Path, log: Callable[[str], None]) -> dict:
-    """The run's checkpoint, or the one before it when the latest is missing or corrupt."""
-    path = out / "checkpoint.pt"
-    try:
-        state = load_checkpoint(path)
-    except RunDirError as err:
-        previous = previous_checkpoint(path)
-        if not previous.exists():
-            raise
-        log(f"warning: {err}; resuming from the previous checkpoint {previous}")
-        state = load_checkpoint(previous)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RunDirError(f"{path} is not a gradnas search checkpoint")
-    return state
-
-
-def _check_finite(metrics: dict[str, float], setup: SearchSetup, epoch: int, step: int) -> None:
-    bad = [key for key, value in metrics.items() if not math.isfinite(value)]
-    alphas = [sid for sid, alpha in setup.mutator.arch_params.items() if not torch.isfinite(alpha).all()]
-    if bad or alphas:
-        what = ", ".join(bad + [f"alpha {sid}" for sid in alphas[:3]] + (["..."] if len(alphas) > 3 else []))
-        raise NonFiniteError(f"non-finite values at epoch {epoch + 1}, step {step}: {what}; "
-                             f"the last good checkpoint is kept")
+    check_thread_count(state["threads"], log)
+    return Progress.from_state(state["progress"])
 
 
 def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> None:
     """Checkpoint, unless a weight went non-finite: then the last good checkpoint stays."""
-    if not all(torch.isfinite(p).all() for p in setup.supernet.parameters()):
-        raise NonFiniteError(f"non-finite weights at epoch {run.epoch + 1}, step {run.step}; "
-                             f"the last good checkpoint is kept")
+    check_finite_weights(setup.supernet, run.epoch, run.step)
     save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
 
 
@@ -236,7 +161,8 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         for train_batch in bar:
             metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
             run.step += 1
-            _check_finite(metrics, setup, epoch, run.step)
+            check_finite(metrics, epoch, run.step, (("alpha " + sid, alpha) for sid, alpha in
+                                                    setup.mutator.arch_params.items()))
             for key, value in metrics.items():
                 run.sums[key] = run.sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}",
@@ -261,7 +187,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
-        write_text(out / "metrics.csv", _csv_text(run.history))
+        write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
         write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
@@ -282,13 +208,13 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     out = Path(out_dir)
     state = None
     if resume:
-        state = load_latest_checkpoint(out, log)
+        state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
         cfg = config_from_dict(state["config"])
-    else:
-        prepare_run_dir(out, force)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    setup = build_search(cfg)
+    setup = build_search(cfg)  # bad data fails here, before the run folder is touched
+    if state is None:
+        prepare_run_dir(out, force)
     space_choices = {sid: list(members[0].full_choice_names)
                      for sid, members in setup.mutator.search_spaces.items() if sid in setup.mutator.arch_params}
     if state is None:

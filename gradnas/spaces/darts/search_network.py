@@ -11,6 +11,7 @@ from ...genotype import PRIMITIVES, Genotype
 from ...mutables import DifferentiableEdge, DifferentiableOP, MutableModule
 from .cell import Cell, preprocess
 from .ops import build_op
+from .partial_channel import PartialChannelOp
 
 # Builds the mutable for one edge's op choice from {op name: module} and a space id.
 OpMutableFactory = Callable[[Mapping[str, nn.Module], str], MutableModule]
@@ -29,18 +30,23 @@ def op_space_id(cell_type: str, node: int, input_index: int) -> str:
 
 def search_cell(cell_type: str, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
                 steps: int, multiplier: int, primitives: Sequence[str], op_mutable: OpMutableFactory,
-                edge_alpha: bool, num_chosen: int = 2) -> Cell:
+                edge_alpha: bool, num_chosen: int = 2, partial_channels: int = 1) -> Cell:
     """A search cell: node i is an edge over all ``2 + i`` earlier states, each
     input through a mixed op of every primitive (stride 2 on the cell inputs
-    of a reduction cell). Search ops are affine-free, as in DARTS."""
+    of a reduction cell). Search ops are affine-free, as in DARTS.
+
+    With ``partial_channels = K > 1`` each mixed op is built for ``C // K``
+    channels and wrapped in a :class:`PartialChannelOp` (PC-DARTS)."""
     pre0, pre1 = preprocess(C_prev_prev, C_prev, C, reduction_prev, affine=False)
     nodes, node_inputs = [], []
     for i in range(steps):
         choices = {}
         for j in range(2 + i):
             stride = 2 if reduction and j < 2 else 1
-            ops = {name: build_op(name, C, stride, affine=False, search=True) for name in primitives}
-            choices[f"input{j}"] = op_mutable(ops, op_space_id(cell_type, i, j))
+            ops = {name: build_op(name, C // partial_channels, stride, affine=False, search=True)
+                   for name in primitives}
+            op = op_mutable(ops, op_space_id(cell_type, i, j))
+            choices[f"input{j}"] = op if partial_channels == 1 else PartialChannelOp(op, partial_channels, stride)
         nodes.append(DifferentiableEdge(choices, edge_space_id(cell_type, i), with_arch_param=edge_alpha,
                                         num_chosen=min(num_chosen, 2 + i)))
         node_inputs.append(list(range(2 + i)))
@@ -71,12 +77,21 @@ class DartsSearchNetwork(nn.Module):
         op_mutable: builds each edge's mixed op, e.g. ``DifferentiableOP`` or
             ``functools.partial(GumbelOP, tau=10.0)``.
         edge_alpha: give each node's edge its own alpha (PC-DARTS' edge normalisation).
+        partial_channels: PC-DARTS' K: each mixed op sees ``1/K`` of its
+            edge's channels (see :mod:`.partial_channel`); 1 is plain DARTS.
+            PC-DARTS is ``partial_channels=4, edge_alpha=True`` (Xu et al.,
+            ICLR 2020, K = 4 on CIFAR-10). ``C`` must be a multiple of it.
     """
 
     def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
                  in_channels: int = 3, num_classes: int = 10, primitives: Sequence[str] = PRIMITIVES,
-                 op_mutable: OpMutableFactory = DifferentiableOP, edge_alpha: bool = False) -> None:
+                 op_mutable: OpMutableFactory = DifferentiableOP, edge_alpha: bool = False,
+                 partial_channels: int = 1) -> None:
         super().__init__()
+        if isinstance(partial_channels, bool) or not isinstance(partial_channels, int) or partial_channels < 1:
+            raise ValueError(f"partial_channels must be an int >= 1, got {partial_channels!r}")
+        if C % partial_channels:
+            raise ValueError(f"C ({C}) must be a multiple of partial_channels ({partial_channels})")
         if not 1 <= multiplier <= steps:
             raise ValueError(f"multiplier must be in 1..steps ({steps}), got {multiplier}")
         if layers < 3 or C < 2 or C % 2:
@@ -95,7 +110,8 @@ class DartsSearchNetwork(nn.Module):
                 C_curr *= 2
             cell_type = "reduce" if reduction else "normal"
             self.cells.append(search_cell(cell_type, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                          steps, multiplier, self.primitives, op_mutable, edge_alpha))
+                                          steps, multiplier, self.primitives, op_mutable, edge_alpha,
+                                          partial_channels=partial_channels))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -112,7 +128,9 @@ class DartsSearchNetwork(nn.Module):
         """The genotype of a subnet from ``DartsMutator.search_subnet()``.
 
         Each node lists its kept inputs in the subnet's order (strongest
-        first for the DARTS rule) with the op chosen on that edge.
+        first for the DARTS rule) with the op chosen on that edge. A node may
+        keep any number of inputs, none included: the argmax rule of SNAS
+        (``SnasMutator``) drops every edge whose strongest op is ``none``.
         """
         return subnet_to_genotype(subnet, self.steps, self.multiplier)
 

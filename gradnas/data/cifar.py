@@ -1,0 +1,198 @@
+"""CIFAR-10 and CIFAR-100 read from the official binary files, without torchvision.
+
+The dataset authors (Krizhevsky, "Learning Multiple Layers of Features from
+Tiny Images", 2009; https://www.cs.toronto.edu/~kriz/cifar.html) publish a
+"binary version" of each set. CIFAR-10 (``cifar-10-binary.tar.gz``, folder
+``cifar-10-batches-bin/``) has ``data_batch_1.bin`` .. ``data_batch_5.bin``
+(10,000 images each) and ``test_batch.bin``; each record is 3,073 bytes: the
+label, then 1,024 red, 1,024 green and 1,024 blue bytes, each channel a
+row-major 32x32 image. CIFAR-100 (``cifar-100-binary.tar.gz``, folder
+``cifar-100-binary/``) has ``train.bin`` and ``test.bin`` with 3,074-byte
+records: the coarse (20-class) label, the fine (100-class) label, then the
+pixels; gradnas uses the fine label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .transforms import Transform, cifar_augmentation
+
+_PIXELS = 3 * 32 * 32  # bytes of one image: 3 channel planes of 32x32
+
+# Per-channel mean and std of the CIFAR-10 training images on [0, 1]: the
+# values DARTS normalises with (CIFAR_MEAN / CIFAR_STD in cnn/utils.py of
+# github.com/quark0/darts). They are the true pixel std (0.247...), not the
+# 0.2023 / 0.1994 / 0.2010 that circulate in other CIFAR code.
+CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
+CIFAR10_STD = (0.24703233, 0.24348505, 0.26158768)
+# The same statistics of the CIFAR-100 training images (as in, e.g.,
+# settings.py of github.com/weiaicunzai/pytorch-cifar100), to 4 digits.
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+
+_SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+class DataError(ValueError):
+    """Data files are missing or are not what their format says."""
+
+
+@dataclass(frozen=True)
+class CifarFormat:
+    """Where one CIFAR variant's binary files are and how a record is laid out."""
+
+    name: str
+    title: str
+    folder: str  # the folder inside the official tarball
+    tarball: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_offset: int  # byte of the label used, within a record
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def record_size(self) -> int:
+        """Label byte(s) and then the pixels."""
+        return self.label_offset + 1 + _PIXELS
+
+
+CIFAR_FORMATS: dict[str, CifarFormat] = {
+    "cifar10": CifarFormat("cifar10", "CIFAR-10", "cifar-10-batches-bin", "cifar-10-binary.tar.gz",
+                           tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
+                           label_offset=0, num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD),
+    "cifar100": CifarFormat("cifar100", "CIFAR-100", "cifar-100-binary", "cifar-100-binary.tar.gz",
+                            ("train.bin",), ("test.bin",),
+                            label_offset=1, num_classes=100, mean=CIFAR100_MEAN, std=CIFAR100_STD),
+}
+
+
+def _get_format(name: str) -> CifarFormat:
+    if name not in CIFAR_FORMATS:
+        raise ValueError(f"unknown CIFAR data set {name!r}; expected one of {list(CIFAR_FORMATS)}")
+    return CIFAR_FORMATS[name]
+
+
+def find_cifar_files(name: str, data_dir: str | Path, train: bool) -> list[Path]:
+    """The paths of the files of one split, in ``data_dir`` itself or in the
+    tarball's folder (``cifar-10-batches-bin/`` or ``cifar-100-binary/``)
+    inside it. Missing files raise one ``DataError`` that lists them and
+    says where to get them."""
+    fmt = _get_format(name)
+    names = fmt.train_files if train else fmt.test_files
+    base = Path(data_dir)
+    candidates = [base, base / fmt.folder]
+    for folder in candidates:
+        if all((folder / n).is_file() for n in names):
+            return [folder / n for n in names]
+    # Report against the folder that holds the most of them (the given one on a tie).
+    folder = max(candidates, key=lambda d: sum((d / n).is_file() for n in names))
+    missing = [n for n in names if not (folder / n).is_file()]
+    raise DataError(
+        f"{fmt.title} {'training' if train else 'test'} file(s) missing in {folder}: {', '.join(missing)}. "
+        f"Download the \"{fmt.title} binary version\" ({fmt.tarball}) from the dataset authors' page at "
+        f"the University of Toronto, {_SOURCE}, extract it, and pass the extracted {fmt.folder}/ folder "
+        f"or the folder that contains it.")
+
+
+def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` int64 of one binary file."""
+    path = Path(path)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0 or raw.size % fmt.record_size:
+        raise DataError(f"{path}: {raw.size} bytes is not a whole number of {fmt.title} records of "
+                        f"{fmt.record_size} bytes; the file is truncated or not a {fmt.title} binary file")
+    records = raw.reshape(-1, fmt.record_size)  # (N, record_size)
+    labels = records[:, fmt.label_offset].astype(np.int64)  # (N,)
+    images = records[:, fmt.record_size - _PIXELS:].reshape(-1, 3, 32, 32)  # (N, 3, 32, 32), RGB planes
+    if labels.max() >= fmt.num_classes:
+        raise DataError(f"{path}: label {labels.max()} out of range 0..{fmt.num_classes - 1}; "
+                        f"is this a {fmt.title} binary file?")
+    return images, labels
+
+
+def read_cifar(name: str, data_dir: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """All images and labels of one split, files concatenated in their order."""
+    fmt = _get_format(name)
+    parts = [read_cifar_file(path, fmt) for path in find_cifar_files(name, data_dir, train)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+class CifarDataset(Dataset):
+    """uint8 images in memory, served as normalised float tensors.
+
+    Item ``i`` is ``(transform((images[i] / 255 - mean) / std), labels[i])``:
+    a float32 ``(C, H, W)`` tensor and an int64 label. Normalising before the
+    transform is what lets cutout zero a square to the mean colour, as DARTS'
+    cutout (applied after ``Normalize``) does.
+
+    Args:
+        images: ``(N, C, H, W)`` uint8 array or tensor.
+        labels: ``(N,)`` integer labels.
+        mean, std: per-channel statistics on the [0, 1] scale.
+        transform: applied to each normalised image, e.g. ``cifar_augmentation(...)``.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
+                 transform: Transform | None = None) -> None:
+        images = torch.as_tensor(images)
+        labels = torch.as_tensor(labels)
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be a uint8 (N, C, H, W) array, got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+            raise ValueError(f"mean and std need one value per channel ({images.shape[1]}), "
+                             f"got {len(mean)} and {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {tuple(std)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.transform = transform
+        self._mean = torch.tensor(self.mean).reshape(-1, 1, 1)  # (C, 1, 1)
+        self._std = torch.tensor(self.std).reshape(-1, 1, 1)  # (C, 1, 1)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (self.images[index].float() / 255.0 - self._mean) / self._std  # (C, H, W)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.labels[index]
+
+    @property
+    def in_channels(self) -> int:
+        return self.images.shape[1]
+
+
+def load_cifar(name: str, data_dir: str | Path, train: bool, augment: bool, cutout: int = 0,
+               generator: torch.Generator | None = None) -> CifarDataset:
+    """CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``) from the binary files.
+
+    ``data_dir`` is the extracted tarball folder or the folder containing
+    it. ``augment`` adds DARTS' random crop (4 pixels of padding) and
+    horizontal flip; ``cutout`` > 0 adds cutout of that length (DARTS
+    retrains with 16). Both are usually set for the training split only.
+    Images are normalised with the set's published mean and std
+    (``CIFAR10_MEAN`` / ``CIFAR10_STD`` are DARTS' values).
+    """
+    fmt = _get_format(name)
+    images, labels = read_cifar(name, data_dir, train)
+    transform = None
+    if augment or cutout:
+        transform = cifar_augmentation(fmt.mean, fmt.std, augment=augment, cutout_length=cutout,
+                                       generator=generator)
+    return CifarDataset(images, labels, fmt.mean, fmt.std, transform)

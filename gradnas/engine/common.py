@@ -1,0 +1,106 @@
+"""Pieces the search and the retraining loops share: seeding, evaluation,
+run position, metric files, checkpoint loading and the finiteness guard."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import NonFiniteError
+from .files import RunDirError, load_checkpoint, previous_checkpoint
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` in eval mode over ``loader``."""
+    model.eval()
+    total_loss = torch.zeros(())
+    correct = torch.zeros(())
+    count = 0
+    for x, y in loader:
+        logits = model(x)
+        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        count += len(y)
+    return total_loss.item() / count, correct.item() / count
+
+
+@dataclass
+class Progress:
+    """Where a run stands: what a checkpoint restores beside the modules."""
+
+    epoch: int = 0  # the epoch in progress (== epochs when done)
+    step: int = 0  # steps completed in that epoch
+    sums: dict[str, float] = field(default_factory=dict)  # running metric sums of the epoch
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
+    alpha_history: list[dict] = field(default_factory=list)  # search only
+
+    def to_state(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step, "sums": dict(self.sums), "history": self.history,
+                "alpha_history": self.alpha_history}
+
+    @classmethod
+    def from_state(cls, p: dict) -> Progress:
+        return cls(p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"]))
+
+
+def csv_text(rows: list[dict[str, float]], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def load_latest_checkpoint(out: Path, expected_format: str, log: Callable[[str], None]) -> dict:
+    """The run's checkpoint, or the one before it when the latest is missing or corrupt."""
+    path = out / "checkpoint.pt"
+    try:
+        state = load_checkpoint(path)
+    except RunDirError as err:
+        previous = previous_checkpoint(path)
+        if not previous.exists():
+            raise
+        log(f"warning: {err}; resuming from the previous checkpoint {previous}")
+        state = load_checkpoint(previous)
+    if not isinstance(state, dict) or state.get("format") != expected_format:
+        raise RunDirError(f"{path} is not a {expected_format} checkpoint")
+    return state
+
+
+def check_thread_count(saved: int, log: Callable[[str], None]) -> None:
+    if saved != torch.get_num_threads():
+        log(f"warning: the run was checkpointed with {saved} threads and resumes with "
+            f"{torch.get_num_threads()}; results may differ in the last bits (set 'threads' in the config)")
+
+
+def check_finite(metrics: dict[str, float], epoch: int, step: int,
+                 named_tensors: Iterable[tuple[str, torch.Tensor]] = ()) -> None:
+    """Stop on a non-finite metric or tensor, naming epoch, step and what."""
+    bad = [key for key, value in metrics.items() if not math.isfinite(value)]
+    bad += [name for name, tensor in named_tensors if not torch.isfinite(tensor).all()]
+    if bad:
+        what = ", ".join(bad[:4] + (["..."] if len(bad) > 4 else []))
+        raise NonFiniteError(f"non-finite values at epoch {epoch + 1}, step {step}: {what}; "
+                             f"the last good checkpoint is kept")
+
+
+def check_finite_weights(module: nn.Module, epoch: int, step: int) -> None:
+    if not all(torch.isfinite(p).all() for p in module.parameters()):
+        raise NonFiniteError(f"non-finite weights at epoch {epoch + 1}, step {step}; "
+                             f"the last good checkpoint is kept")
