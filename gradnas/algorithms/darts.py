@@ -9,7 +9,7 @@ gradient reaches the alphas.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -18,38 +18,70 @@ from ..mutators import DiffMutator
 from .base import accuracy, check_disjoint, optimizer_params
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+HESSIANS = ("finite_difference", "exact")
 
 
 class Darts:
     """First-order DARTS (``unrolled=False``), or second order (``unrolled=True``).
 
-    Second order replaces the architecture gradient by the gradient after one
-    virtual weight step w' = w - xi * (SGD update of the training loss):
-    ``grad_a L_val(w') - xi * (grad_a L_train(w+) - grad_a L_train(w-)) / (2 eps)``
-    with ``w+- = w +- eps * grad_w' L_val(w')`` and
-    ``eps = 0.01 / ||grad_w' L_val(w')||`` (DARTS eq. 7-8). ``xi`` is the weight
-    optimizer's current learning rate, and the virtual step includes its
-    momentum and weight decay.
+    Second order (DARTS eq. 6-8) replaces the architecture gradient by the
+    gradient after one virtual SGD step of the weights on the training loss,
+
+        w' = w - xi * (momentum * buf + grad_w L_train(w, alpha) + weight_decay * w)
+        grad_alpha L_val(w', alpha) - xi * grad^2_{alpha, w} L_train(w, alpha) . v,
+        v = grad_w' L_val(w', alpha),
+
+    where ``xi``, ``momentum`` and ``weight_decay`` are read from each weight's
+    own param group and ``buf`` is the weight optimizer's momentum buffer
+    (none before its first step), so ``w'`` is exactly where the weight
+    optimizer would move on the unclipped gradient (DARTS clips only the real
+    step). The mixed Hessian-vector product is by default DARTS' central
+    difference: with ``eps = 0.01 / ||v||`` and ``w+- = w +- eps * v``,
+    ``xi * H v ~= xi * (grad_alpha L_train(w+) - grad_alpha L_train(w-)) / (2 eps)``;
+    ``hessian='exact'`` computes it by double backward instead.
+
+    After the architecture step the weights are bit-identical to before, the
+    optimizer state is untouched, and the supernet's buffers (BatchNorm
+    running statistics) are as the one training forward at ``w`` left them:
+    DARTS runs the forwards at ``w'`` and ``w+-`` on a copy of the network,
+    so only that forward reaches its statistics.
+
+    Two deliberate differences from the released DARTS code
+    (quark0/darts ``cnn/architect.py``): the finite difference is taken around
+    ``w``, as the paper's eq. 8 says, not around ``w'``; and ``v`` is the
+    validation gradient alone, without the ``weight_decay * w'`` the code
+    adds (the validation loss has no weight-decay term).
 
     Args:
         supernet: the network; its parameters are the weights.
         mutator: owns the alphas bound to ``supernet``.
         weight_optimizer: over exactly the weights (DARTS: SGD lr 0.025,
-            momentum 0.9, weight decay 3e-4).
+            momentum 0.9, weight decay 3e-4). For ``unrolled=True`` its
+            step must be plain (momentum) SGD: no nesterov, dampening or
+            maximize; groups without ``momentum`` or ``weight_decay`` count as 0.
         arch_optimizer: over exactly the alphas (DARTS: Adam lr 3e-4,
             betas (0.5, 0.999), weight decay 1e-3).
+        unrolled: second-order architecture gradient.
+        criterion: the loss (default cross entropy).
         grad_clip: max norm of the weight gradient (DARTS: 5); None to skip.
+        hessian: ``'finite_difference'`` (DARTS) or ``'exact'`` (double
+            backward; exact, one forward fewer, more memory).
     """
 
     def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
                  arch_optimizer: torch.optim.Optimizer, unrolled: bool = False,
                  criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0) -> None:
+                 grad_clip: float | None = 5.0, hessian: str = "finite_difference") -> None:
+        if hessian not in HESSIANS:
+            raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
+        if unrolled:
+            check_plain_sgd(weight_optimizer)
         self.supernet = supernet
         self.mutator = mutator
         self.weight_optimizer = weight_optimizer
         self.arch_optimizer = arch_optimizer
         self.unrolled = unrolled
+        self.hessian = hessian
         self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
         self.grad_clip = grad_clip
         self.weights = optimizer_params(weight_optimizer)
@@ -57,20 +89,39 @@ class Darts:
         check_disjoint(self.weights, self.alphas)
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
-        """One architecture step on ``val_batch``, then one weight step on ``train_batch``."""
-        self.supernet.train()
-        x_val, y_val = val_batch
-        x_train, y_train = train_batch
+        """One architecture step on ``val_batch``, then one weight step on ``train_batch``.
 
+        For ``unrolled=True`` the validation metrics are those at the virtual
+        weights ``w'``, the point whose loss the architecture step lowers.
+        """
+        val_logits, val_loss = self.architecture_step(train_batch, val_batch)
+        logits, loss = self.weight_step(train_batch)
+        return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item(),
+                "val_loss": val_loss.item(), "val_acc": accuracy(val_logits, val_batch[1]).item()}
+
+    def architecture_step(self, train_batch: Batch, val_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set every alpha's gradient and step the architecture optimizer.
+
+        Returns the validation logits and loss, detached. ``train_batch`` is
+        used by the second-order gradient only.
+        """
+        self.supernet.train()
         self.arch_optimizer.zero_grad(set_to_none=True)
         if self.unrolled:
-            val_logits, val_loss = self._unrolled_arch_backward(x_train, y_train, x_val, y_val)
+            val_logits, val_loss = self._unrolled_backward(train_batch, val_batch)
         else:
+            x_val, y_val = val_batch
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
             val_loss.backward(inputs=self.alphas)
         self.arch_optimizer.step()
+        return val_logits.detach(), val_loss.detach()
 
+    def weight_step(self, train_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One (clipped) step of the weight optimizer on the training loss;
+        returns the training logits and loss, detached."""
+        self.supernet.train()
+        x_train, y_train = train_batch
         self.weight_optimizer.zero_grad(set_to_none=True)
         logits = self.supernet(x_train)
         loss = self.criterion(logits, y_train)
@@ -78,63 +129,83 @@ class Darts:
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
         self.weight_optimizer.step()
-
-        return {"train_loss": loss.item(), "train_acc": accuracy(logits, y_train).item(),
-                "val_loss": val_loss.item(), "val_acc": accuracy(val_logits, y_val).item()}
+        return logits.detach(), loss.detach()
 
     # -- second order ------------------------------------------------------
-    def _virtual_step_direction(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The update the weight optimizer (SGD) would apply, per weight, over its lr:
-        momentum * buf + grad + weight_decay * w."""
-        group = self.weight_optimizer.param_groups[0]
-        momentum, wd = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
-        directions = []
-        for w, g in zip(self.weights, grads):
-            d = g + wd * w.detach() if wd else g.clone()
-            buf = self.weight_optimizer.state.get(w, {}).get("momentum_buffer")
-            if momentum and buf is not None:
-                d = d + momentum * buf
-            directions.append(d)
-        return directions
-
-    def _alpha_grads(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        loss = self.criterion(self.supernet(x), y)
-        return list(torch.autograd.grad(loss, self.alphas, allow_unused=True))
-
-    def _unrolled_arch_backward(self, x_train, y_train, x_val, y_val):
-        xi = self.weight_optimizer.param_groups[0]["lr"]
-        backup = [w.detach().clone() for w in self.weights]
-        # 1. virtual step w' = w - xi * direction(grad_w L_train(w))
+    def _unrolled_backward(self, train_batch: Batch, val_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set alpha.grad to the second-order DARTS gradient (see the class docstring)."""
+        (x_train, y_train), (x_val, y_val) = train_batch, val_batch
+        weights, alphas = self.weights, self.alphas
+        # 1. The virtual step w' = w - xi * d, on the training batch at w.
         train_loss = self.criterion(self.supernet(x_train), y_train)
-        grads = torch.autograd.grad(train_loss, self.weights, allow_unused=True)
-        grads = [torch.zeros_like(w) if g is None else g for w, g in zip(self.weights, grads)]
-        with torch.no_grad():
-            for w, d in zip(self.weights, self._virtual_step_direction(grads)):
-                w.sub_(xi * d)
-        # 2. gradients of L_val(w') w.r.t. alphas and w'
-        val_logits = self.supernet(x_val)
-        val_loss = self.criterion(val_logits, y_val)
-        grads = torch.autograd.grad(val_loss, self.alphas + self.weights, allow_unused=True)
-        d_alpha = [torch.zeros_like(a) if g is None else g for a, g in zip(self.alphas, grads[:len(self.alphas)])]
-        v = [torch.zeros_like(w) if g is None else g for w, g in zip(self.weights, grads[len(self.alphas):])]
-        # 3. finite-difference mixed Hessian-vector product around the original w
-        eps = 0.01 / torch.cat([g.flatten() for g in v]).norm()
-        with torch.no_grad():
-            for w, b, g in zip(self.weights, backup, v):
-                w.copy_(b + eps * g)
-        g_plus = self._alpha_grads(x_train, y_train)
-        with torch.no_grad():
-            for w, b, g in zip(self.weights, backup, v):
-                w.copy_(b - eps * g)
-        g_minus = self._alpha_grads(x_train, y_train)
-        with torch.no_grad():
-            for w, b in zip(self.weights, backup):
-                w.copy_(b)
-        for a, da, gp, gm in zip(self.alphas, d_alpha, g_plus, g_minus):
-            gp = torch.zeros_like(a) if gp is None else gp
-            gm = torch.zeros_like(a) if gm is None else gm
-            a.grad = da - xi * (gp - gm) / (2 * eps)
+        xis, directions = self._virtual_step(grads_or_zeros(train_loss, weights))
+        saved_weights = [w.detach().clone() for w in weights]
+        saved_buffers = [b.detach().clone() for b in self.supernet.buffers()]
+        try:
+            with torch.no_grad():
+                for w, xi, d in zip(weights, xis, directions, strict=True):
+                    w.sub_(xi * d)
+            # 2. The validation loss at w': its gradients w.r.t. alpha and v = w.r.t. w'.
+            val_logits = self.supernet(x_val)
+            val_loss = self.criterion(val_logits, y_val)
+            grads = grads_or_zeros(val_loss, alphas + weights)
+            grad_alpha, v = grads[:len(alphas)], grads[len(alphas):]
+            # 3. The mixed Hessian term at w, sum_i xi_i * grad^2_{alpha, w_i} L_train(w) . v_i.
+            set_weights(weights, saved_weights)
+            xi_v = [xi * g for xi, g in zip(xis, v, strict=True)]
+            if self.hessian == "exact":
+                hessian_term = self._exact_mixed_hvp(x_train, y_train, xi_v)
+            else:
+                hessian_term = self._finite_difference_mixed_hvp(x_train, y_train, xi_v, saved_weights)
+        finally:
+            set_weights(weights, saved_weights)
+            set_weights(list(self.supernet.buffers()), saved_buffers)
+        for a, g, h in zip(alphas, grad_alpha, hessian_term, strict=True):
+            a.grad = g - h
         return val_logits, val_loss
+
+    def _virtual_step(self, grads: Sequence[torch.Tensor]) -> tuple[list[float], list[torch.Tensor]]:
+        """Per weight, the learning rate ``xi`` and the direction
+        ``d = momentum * buf + grad + weight_decay * w`` of the step the weight
+        optimizer would take, each read from the weight's own param group."""
+        xis, directions = [], []
+        grads = iter(grads)
+        for group in self.weight_optimizer.param_groups:
+            momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
+            for w in group["params"]:
+                d = next(grads) + weight_decay * w.detach()
+                buf = self.weight_optimizer.state.get(w, {}).get("momentum_buffer")
+                if momentum and buf is not None:
+                    d = d + momentum * buf
+                xis.append(group["lr"])
+                directions.append(d)
+        return xis, directions
+
+    def _finite_difference_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor],
+                                     w0: list[torch.Tensor]) -> list[torch.Tensor]:
+        """DARTS eq. 8 along ``u = xi * v``: ``(grad_alpha L(w0 + eps u) - grad_alpha L(w0 - eps u)) / (2 eps)``
+        with ``eps = 0.01 / ||u||``. With one ``xi`` for every weight the weights
+        move by ``0.01 * v / ||v||``, exactly DARTS' perturbation, and the
+        quotient equals DARTS' ``xi * (g+ - g-) / (2 * 0.01 / ||v||)``; per-group
+        learning rates are handled by the same formula."""
+        norm = torch.cat([u.flatten() for u in xi_v]).norm()
+        if norm == 0:  # lr 0 or a zero validation gradient: the term is exactly 0
+            return [torch.zeros_like(a) for a in self.alphas]
+        eps = 0.01 / norm
+        set_weights(self.weights, [w + eps * u for w, u in zip(w0, xi_v)])
+        g_plus = grads_or_zeros(self.criterion(self.supernet(x), y), self.alphas)
+        set_weights(self.weights, [w - eps * u for w, u in zip(w0, xi_v)])
+        g_minus = grads_or_zeros(self.criterion(self.supernet(x), y), self.alphas)
+        return [(gp - gm) / (2 * eps) for gp, gm in zip(g_plus, g_minus)]
+
+    def _exact_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``grad_alpha (grad_w L(w, alpha) . xi_v)`` by double backward at the current weights."""
+        loss = self.criterion(self.supernet(x), y)
+        grads = torch.autograd.grad(loss, self.weights, create_graph=True, allow_unused=True)
+        dot = sum(((g * u).sum() for g, u in zip(grads, xi_v) if g is not None), loss.new_zeros(()))
+        if not dot.requires_grad:  # no weight gradient depends on alpha
+            return [torch.zeros_like(a) for a in self.alphas]
+        return grads_or_zeros(dot, self.alphas)
 
     # -- schedules -----------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
@@ -146,3 +217,27 @@ class Darts:
     def load_state_dict(self, state: dict) -> None:
         if state:
             raise ValueError(f"Darts keeps no state, got keys {sorted(state)}")
+
+
+def grads_or_zeros(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``d loss / d params``, with zeros for parameters the loss does not use."""
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def set_weights(weights: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
+    """Copy ``values`` into ``weights`` (or buffers) in place, outside autograd."""
+    with torch.no_grad():
+        for w, value in zip(weights, values, strict=True):
+            w.copy_(value)
+
+
+def check_plain_sgd(optimizer: torch.optim.Optimizer) -> None:
+    """Second-order DARTS' virtual step is a plain momentum-SGD step; refuse
+    optimizer options that would make the real step differ from it."""
+    for i, group in enumerate(optimizer.param_groups):
+        if group.get("nesterov") or group.get("dampening", 0) or group.get("maximize"):
+            raise ValueError(
+                f"unrolled DARTS models the weight step as plain momentum SGD, but param group {i} of the "
+                f"weight optimizer sets nesterov={group.get('nesterov')}, dampening={group.get('dampening')}, "
+                f"maximize={group.get('maximize')}")
