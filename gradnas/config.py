@@ -21,7 +21,9 @@ from typing import Any
 
 import yaml
 
-ALGORITHMS = ("darts",)
+ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas")
+HESSIANS = ("finite_difference", "exact")
+REGULARIZERS = ("l2", "kl")
 DATASETS = ("digits", "cifar10", "cifar100")
 
 
@@ -67,6 +69,41 @@ class OptimConfig:
 
 
 @dataclass
+class DartsOptions:
+    # darts2 (second order): the mixed Hessian-vector product by central finite
+    # differences (DARTS eq. 8) or exactly, by double backward.
+    hessian: str = "finite_difference"
+
+
+@dataclass
+class GdasOptions:
+    # Linear temperature schedule, tau_max at the first epoch to tau_min at the
+    # last (GDAS, Dong & Yang 2019, search scripts: --tau_max 10 --tau_min 0.1).
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+
+
+@dataclass
+class PCDartsOptions:
+    partial_channels: int = 4  # K: 1/K of the channels go through the mixed op (PC-DARTS: 4)
+    warmup_fraction: float = 0.3  # alphas frozen for this share of the epochs (PC-DARTS: 15 of 50)
+
+
+@dataclass
+class SnasOptions:
+    # Soft Gumbel temperature, annealed linearly (SNAS release: 1 -> 0.03).
+    tau_start: float = 1.0
+    tau_end: float = 0.03
+    resource_penalty: float = 0.0  # weight of the expected op cost (parameter count) in the loss; 0: off
+
+
+@dataclass
+class DrnasOptions:
+    regularizer: str = "l2"  # l2: the arch optimizer's weight decay (DrNAS default); kl: + kl_weight * KL(Dir || Dir(1))
+    kl_weight: float = 1e-3
+
+
+@dataclass
 class SearchConfig:
     algorithm: str = "darts"
     epochs: int = 12
@@ -76,6 +113,11 @@ class SearchConfig:
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    darts2: DartsOptions = field(default_factory=DartsOptions)
+    gdas: GdasOptions = field(default_factory=GdasOptions)
+    pcdarts: PCDartsOptions = field(default_factory=PCDartsOptions)
+    snas: SnasOptions = field(default_factory=SnasOptions)
+    drnas: DrnasOptions = field(default_factory=DrnasOptions)
 
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
@@ -97,6 +139,19 @@ class SearchConfig:
         _check(self.optim.weight_lr > 0 and self.optim.arch_lr > 0, "optim",
                "weight_lr and arch_lr must be > 0")
         _check(self.optim.weight_lr_min <= self.optim.weight_lr, "optim.weight_lr_min", "must be <= weight_lr")
+        _check(self.darts2.hessian in HESSIANS, "darts2.hessian", f"must be one of {list(HESSIANS)}")
+        _check(0 < self.gdas.tau_min <= self.gdas.tau_max, "gdas.tau_min", "need 0 < tau_min <= tau_max")
+        _check(0 < self.snas.tau_end and 0 < self.snas.tau_start, "snas.tau_start", "temperatures must be > 0")
+        _check(self.snas.resource_penalty >= 0, "snas.resource_penalty", "must be >= 0")
+        _check(self.drnas.regularizer in REGULARIZERS, "drnas.regularizer", f"must be one of {list(REGULARIZERS)}")
+        _check(self.drnas.kl_weight >= 0, "drnas.kl_weight", "must be >= 0")
+        pc = self.pcdarts
+        _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
+        _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")
+        if self.algorithm == "pcdarts":
+            _check(net.C % pc.partial_channels == 0 and (net.C // pc.partial_channels) % 2 == 0, "network.C",
+                   f"pcdarts needs C divisible by partial_channels ({pc.partial_channels}) into an even "
+                   f"number of channels, got C={net.C}")
         for key in ("momentum", "arch_beta1", "arch_beta2"):
             value = getattr(self.optim, key)
             _check(value < 1, f"optim.{key}", f"must be < 1, got {value}")

@@ -97,3 +97,22 @@ def test_help_lists_the_flags(capsys):
     text = capsys.readouterr().out
     for flag in ("--config", "--epochs", "--batch-size", "--seed", "--out", "--algorithm"):
         assert flag in text
+
+
+@pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas"])
+def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
+    # C=8 so that PC-DARTS' quarter of the channels is still even.
+    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1}
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--algorithm", algorithm, "--out", str(out),
+                 "--no-progress"]) == 0
+    genotype = Genotype.from_json((out / "genotype.json").read_text()).validate(steps=2)
+    if algorithm != "snas":  # SNAS keeps every edge whose argmax is not `none`
+        assert all(len(node) == 2 for node in genotype.normal + genotype.reduce)
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    taus = [float(r["tau"]) if r["tau"] else None for r in rows]
+    expected = {"gdas": [10.0, 0.1], "snas": [1.0, 0.03]}.get(algorithm, [None, None])
+    assert taus == pytest.approx(expected) if expected[0] else taus == expected
+    assert load_config(out / "config.yaml").algorithm == algorithm

@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..algorithms import Darts
 from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..genotype import Genotype
-from ..mutators import DartsMutator
+from ..mutators import DiffMutator
 from ..spaces.darts import DartsSearchNetwork
+from .builders import build_search_parts
 from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
                      load_latest_checkpoint, seed_everything)
 from .files import prepare_run_dir, save_checkpoint, write_text
@@ -40,7 +40,7 @@ from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
 
 CHECKPOINT_FORMAT = "gradnas-search-1"
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "weight_lr", "seconds")
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "weight_lr", "tau", "seconds")
 
 
 @dataclass
@@ -48,8 +48,8 @@ class SearchSetup:
     """Everything a search run holds, built from one config."""
 
     supernet: DartsSearchNetwork
-    mutator: DartsMutator
-    algorithm: Darts
+    mutator: DiffMutator
+    algorithm: object  # one of gradnas.algorithms: step / on_epoch_start / state_dict
     weight_optimizer: torch.optim.Optimizer
     arch_optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -71,31 +71,17 @@ def build_search(cfg: SearchConfig) -> SearchSetup:
     d = cfg.data
     splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
                          test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
-    net = cfg.network
-    supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
-                                  stem_multiplier=net.stem_multiplier, in_channels=splits.in_channels,
-                                  num_classes=splits.num_classes)
-    mutator = DartsMutator()
-    mutator.prepare_from_supernet(supernet)
-    opt = cfg.optim
-    weight_optimizer = torch.optim.SGD(supernet.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
-                                       weight_decay=opt.weight_decay)
-    arch_optimizer = torch.optim.Adam(mutator.arch_parameters(), lr=opt.arch_lr,
-                                      betas=(opt.arch_beta1, opt.arch_beta2), weight_decay=opt.arch_weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_optimizer, T_max=cfg.epochs,
-                                                           eta_min=opt.weight_lr_min)
-    algorithm = Darts(supernet, mutator, weight_optimizer, arch_optimizer, unrolled=False,
-                      grad_clip=opt.grad_clip or None)
+    parts = build_search_parts(cfg, splits.in_channels, splits.num_classes)
     batch = cfg.data.batch_size
     train_loader = make_loader(splits.train, batch, shuffle=True, seed=cfg.seed)
     val_loader = make_loader(splits.val, batch, shuffle=False, seed=cfg.seed)
     # DARTS reads the validation half as a stream alongside the training half.
     val_stream = InfiniteStream(make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1))
-    return SearchSetup(supernet, mutator, algorithm, weight_optimizer, arch_optimizer, scheduler,
-                       train_loader, val_loader, val_stream)
+    return SearchSetup(parts.supernet, parts.mutator, parts.algorithm, parts.weight_optimizer,
+                       parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream)
 
 
-def alpha_snapshot(mutator: DartsMutator) -> dict[str, list[float]]:
+def alpha_snapshot(mutator: DiffMutator) -> dict[str, list[float]]:
     return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
 
 
@@ -182,6 +168,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
                "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
+               "tau": setup.algorithm.state_dict().get("tau", ""),  # Gumbel methods' temperature
                "seconds": round(time.perf_counter() - start, 3)}
         run.history.append(row)
         run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})

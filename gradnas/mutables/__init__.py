@@ -3,8 +3,9 @@
 from .base import MutableModule
 from .differentiable_edge import DifferentiableEdge
 from .differentiable_op import DifferentiableOP
+from .dirichlet_op import DirichletOP
 from .gumbel_edge import GumbelEdge
 from .gumbel_op import GumbelOP
 from .one_shot_op import OneShotOP
 
-__all__ = ["MutableModule", "DifferentiableOP", "GumbelOP", "OneShotOP", "DifferentiableEdge", "GumbelEdge"]
+__all__ = ["MutableModule", "DifferentiableOP", "DirichletOP", "GumbelOP", "OneShotOP", "DifferentiableEdge", "GumbelEdge"]

@@ -4,5 +4,6 @@ from .darts_mutator import DartsMutator
 from .deploy import deploy_subnet
 from .diff_mutator import DiffMutator, group_mutables
 from .one_shot_mutator import OneShotMutator
+from .snas_mutator import SnasMutator
 
-__all__ = ["DiffMutator", "DartsMutator", "OneShotMutator", "deploy_subnet", "group_mutables"]
+__all__ = ["DiffMutator", "DartsMutator", "OneShotMutator", "SnasMutator", "deploy_subnet", "group_mutables"]

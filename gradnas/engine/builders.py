@@ -1,0 +1,108 @@
+"""From a config to the objects of a search: supernet, mutator, optimizers, algorithm.
+
+One function per algorithm, a plain dict from names to them: reading this
+file tells which mutable, mutator and class each ``--algorithm`` uses.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..algorithms import Darts, DrNas, Gdas, PCDarts, Snas
+from ..config import SearchConfig
+from ..mutables import DifferentiableOP, DirichletOP, GumbelOP
+from ..mutators import DartsMutator, DiffMutator, SnasMutator
+from ..spaces.darts import DartsSearchNetwork
+
+
+@dataclass
+class Method:
+    """How one algorithm is assembled."""
+
+    op_mutable: Callable[[SearchConfig], Callable]  # the mixed-op mutable of the supernet
+    mutator: Callable[[], DiffMutator]  # the derivation rule
+    algorithm: Callable  # (cfg, supernet, mutator, weight_opt, arch_opt, epochs) -> algorithm
+    supernet_kwargs: Callable[[SearchConfig], dict] = lambda cfg: {}
+
+
+def _darts(unrolled: bool):
+    def build(cfg, supernet, mutator, weight_opt, arch_opt):
+        return Darts(supernet, mutator, weight_opt, arch_opt, unrolled=unrolled, grad_clip=cfg.optim.grad_clip or None,
+                     hessian=cfg.darts2.hessian)
+    return build
+
+
+def _gdas(cfg, supernet, mutator, weight_opt, arch_opt):
+    return Gdas(supernet, mutator, weight_opt, arch_opt, tau_max=cfg.gdas.tau_max, tau_min=cfg.gdas.tau_min,
+                grad_clip=cfg.optim.grad_clip or None)
+
+
+def pcdarts_warmup_epochs(cfg: SearchConfig) -> int:
+    """PC-DARTS freezes the alphas for 15 of 50 epochs; scaled to the run, leaving at least one epoch to search."""
+    return min(round(cfg.pcdarts.warmup_fraction * cfg.epochs), cfg.epochs - 1)
+
+
+def _pcdarts(cfg, supernet, mutator, weight_opt, arch_opt):
+    return PCDarts(supernet, mutator, weight_opt, arch_opt, warmup_epochs=pcdarts_warmup_epochs(cfg),
+                   grad_clip=cfg.optim.grad_clip or None)
+
+
+def _snas(cfg, supernet, mutator, weight_opt, arch_opt):
+    return Snas(supernet, mutator, weight_opt, arch_opt, tau_start=cfg.snas.tau_start, tau_end=cfg.snas.tau_end,
+                resource_penalty=cfg.snas.resource_penalty, grad_clip=cfg.optim.grad_clip or None)
+
+
+def _drnas(cfg, supernet, mutator, weight_opt, arch_opt):
+    return DrNas(supernet, mutator, weight_opt, arch_opt, regularizer=cfg.drnas.regularizer,
+                 kl_weight=cfg.drnas.kl_weight, grad_clip=cfg.optim.grad_clip or None)
+
+
+METHODS: dict[str, Method] = {
+    "darts": Method(lambda cfg: DifferentiableOP, DartsMutator, _darts(unrolled=False)),
+    "darts2": Method(lambda cfg: DifferentiableOP, DartsMutator, _darts(unrolled=True)),
+    "gdas": Method(lambda cfg: functools.partial(GumbelOP, tau=cfg.gdas.tau_max, hard=True), DartsMutator, _gdas),
+    "pcdarts": Method(lambda cfg: DifferentiableOP, DartsMutator, _pcdarts,
+                      lambda cfg: {"partial_channels": cfg.pcdarts.partial_channels, "edge_alpha": True}),
+    "snas": Method(lambda cfg: functools.partial(GumbelOP, tau=cfg.snas.tau_start, hard=False), SnasMutator, _snas),
+    "drnas": Method(lambda cfg: DirichletOP, DartsMutator, _drnas),
+}
+
+
+@dataclass
+class SearchParts:
+    supernet: DartsSearchNetwork
+    mutator: DiffMutator
+    weight_optimizer: torch.optim.Optimizer
+    arch_optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    algorithm: object
+
+
+def build_search_parts(cfg: SearchConfig, in_channels: int, num_classes: int) -> SearchParts:
+    """Supernet, mutator, optimizers (DARTS' SGD + cosine and Adam) and algorithm for ``cfg.algorithm``."""
+    method = METHODS[cfg.algorithm]
+    net = cfg.network
+    supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
+                                  stem_multiplier=net.stem_multiplier, in_channels=in_channels,
+                                  num_classes=num_classes, op_mutable=method.op_mutable(cfg),
+                                  **method.supernet_kwargs(cfg))
+    mutator = method.mutator()
+    mutator.prepare_from_supernet(supernet)
+    opt = cfg.optim
+    weight_optimizer = torch.optim.SGD(supernet.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
+                                       weight_decay=opt.weight_decay)
+    arch_optimizer = torch.optim.Adam(mutator.arch_parameters(), lr=opt.arch_lr,
+                                      betas=(opt.arch_beta1, opt.arch_beta2), weight_decay=opt.arch_weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_optimizer, T_max=cfg.epochs,
+                                                           eta_min=opt.weight_lr_min)
+    algorithm = method.algorithm(cfg, supernet, mutator, weight_optimizer, arch_optimizer)
+    return SearchParts(supernet, mutator, weight_optimizer, arch_optimizer, scheduler, algorithm)
+
+
+def count_weights(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
