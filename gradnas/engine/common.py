@@ -15,8 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from tqdm import tqdm
+
 from .errors import NonFiniteError
 from .files import RunDirError, load_checkpoint, previous_checkpoint
+from .interrupt import Interrupted, StopRequest
 
 
 def seed_everything(seed: int) -> None:
@@ -104,3 +107,42 @@ def check_finite_weights(module: nn.Module, epoch: int, step: int) -> None:
     if not all(torch.isfinite(p).all() for p in module.parameters()):
         raise NonFiniteError(f"non-finite weights at epoch {epoch + 1}, step {step}; "
                              f"the last good checkpoint is kept")
+
+
+def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object], dict[str, float]], run: Progress,
+                    num_epochs: int, checkpoint_every: int, save: Callable[[], None], stop: StopRequest,
+                    resume_hint: str, progress: bool, check: Callable[[dict[str, float]], None]) -> None:
+    """The steps of epoch ``run.epoch`` from step ``run.step`` on: one ``step(batch)`` per batch.
+
+    Accumulates the step metrics in ``run.sums``, checkpoints every
+    ``checkpoint_every`` steps, and on a stop request checkpoints at once and
+    raises :class:`Interrupted`. The loader must use an EpochBatchSampler, so
+    that resuming mid-epoch continues with the right batch.
+    """
+    sampler = loader.batch_sampler
+    steps_per_epoch = len(loader)
+    sampler.epoch, sampler.start_batch = run.epoch, run.step
+    bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{num_epochs}", leave=False, disable=not progress,
+               dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
+    for batch in bar:
+        metrics = step(batch)
+        run.step += 1
+        check(metrics)
+        for key, value in metrics.items():
+            run.sums[key] = run.sums.get(key, 0.0) + value
+        bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}", acc=f"{run.sums['train_acc'] / run.step:.3f}")
+        if run.step < steps_per_epoch:
+            if stop.signum is not None:
+                save()
+                raise Interrupted(f"stopped by signal {stop.signum} at epoch {run.epoch + 1}, step {run.step}; "
+                                  f"checkpoint written; continue with: {resume_hint}", stop.signum)
+            if checkpoint_every and run.step % checkpoint_every == 0:
+                save()
+    bar.close()
+
+
+def stop_after_epoch(stop: StopRequest, run: Progress, num_epochs: int, resume_hint: str) -> None:
+    """Raise :class:`Interrupted` after an epoch's checkpoint when a stop was requested."""
+    if stop.signum is not None and run.epoch < num_epochs:
+        raise Interrupted(f"stopped by signal {stop.signum} after epoch {run.epoch}; checkpoint written; "
+                          f"continue with: {resume_hint}", stop.signum)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, make_loader
@@ -33,9 +32,9 @@ from ..mutators import DiffMutator
 from ..spaces.darts import DartsSearchNetwork
 from .builders import build_search_parts
 from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
-                     load_latest_checkpoint, seed_everything)
+                     load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
 from .files import prepare_run_dir, save_checkpoint, write_text
-from .interrupt import Interrupted, StopRequest
+from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
 
@@ -132,8 +131,12 @@ def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> No
 def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, progress: bool,
                    log: Callable[[str], None], space_choices: dict, stop: StopRequest) -> None:
     """Epochs from ``run``'s position to the end, checkpointing as configured."""
-    sampler = setup.train_loader.batch_sampler
-    steps_per_epoch = len(setup.train_loader)
+    resume_hint = f"gradnas search --resume {out}"
+    alphas = setup.mutator.arch_params
+
+    def check(metrics):
+        check_finite(metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items()))
+
     while run.epoch < cfg.epochs:
         epoch = run.epoch
         start = time.perf_counter()
@@ -141,30 +144,13 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
             setup.algorithm.on_epoch_start(epoch, cfg.epochs)
             run.sums = {}
         weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
-        sampler.epoch, sampler.start_batch = epoch, run.step
-        bar = tqdm(setup.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not progress, dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
-        for train_batch in bar:
-            metrics = setup.algorithm.step(train_batch, next(setup.val_stream))
-            run.step += 1
-            check_finite(metrics, epoch, run.step, (("alpha " + sid, alpha) for sid, alpha in
-                                                    setup.mutator.arch_params.items()))
-            for key, value in metrics.items():
-                run.sums[key] = run.sums.get(key, 0.0) + value
-            bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}",
-                            acc=f"{run.sums['train_acc'] / run.step:.3f}")
-            if stop.signum is not None and run.step < steps_per_epoch:
-                _save(setup, cfg, run, out)
-                raise Interrupted(f"stopped by signal {stop.signum} at epoch {epoch + 1}, step {run.step}; "
-                                  f"checkpoint written; continue with: gradnas search --resume {out}",
-                                  stop.signum)
-            if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < steps_per_epoch:
-                _save(setup, cfg, run, out)
-        bar.close()
+        run_epoch_steps(setup.train_loader, lambda batch: setup.algorithm.step(batch, next(setup.val_stream)),
+                        run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
+                        resume_hint, progress, check)
         setup.scheduler.step()
         val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
         genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
-        train = {key: value / steps_per_epoch for key, value in run.sums.items()}
+        train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
                "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
@@ -178,9 +164,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
-        if stop.signum is not None and run.epoch < cfg.epochs:
-            raise Interrupted(f"stopped by signal {stop.signum} after epoch {epoch + 1}; checkpoint written; "
-                              f"continue with: gradnas search --resume {out}", stop.signum)
+        stop_after_epoch(stop, run, cfg.epochs, resume_hint)
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
