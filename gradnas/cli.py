@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from collections.abc import Sequence
 
-from .config import ALGORITHMS, ConfigError, SearchConfig, config_from_dict, config_to_dict, load_config
+from .config import (ALGORITHMS, DATASETS, ConfigError, SearchConfig, TrainConfig, config_from_dict, config_to_dict,
+                     load_config)
 from .engine.errors import NonFiniteError
 from .engine.files import RunDirError
 from .engine.interrupt import Interrupted
+from .data.cifar import DataError
 from .genotype import GenotypeError
 
 
@@ -26,6 +29,8 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
                                    "first-order DARTS on the bundled 8x8 digits (no download).")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags below override its values")
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
+    p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
     p.add_argument("--epochs", type=int, help="number of search epochs")
     p.add_argument("--batch-size", type=int, help="batch size of the train and val halves")
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
@@ -33,39 +38,101 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted search from its last checkpoint, with its stored config")
+    p.add_argument("--then-train", action="store_true",
+                   help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
+                        "or --train-config")
+    p.add_argument("--train-config", metavar="FILE.yaml", help="train config for --then-train")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_search)
 
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(args.config) if args.config else SearchConfig()
-    data = config_to_dict(cfg)
-    for flag, key in (("algorithm", ("algorithm",)), ("epochs", ("epochs",)), ("seed", ("seed",)),
-                      ("batch_size", ("data", "batch_size"))):
-        value = getattr(args, flag)
-        if value is not None:
-            section = data
-            for part in key[:-1]:
-                section = section[part]
-            section[key[-1]] = value
-    return config_from_dict(data)
+    return _override(cfg, {("algorithm",): args.algorithm, ("epochs",): args.epochs, ("seed",): args.seed,
+                           ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
+                           ("data", "batch_size"): args.batch_size}, SearchConfig)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from .engine.search import run_search  # torch import only when a command runs
 
     if args.resume:
-        clashing = [flag for flag, value in (("--config", args.config), ("--algorithm", args.algorithm),
-                                             ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                                             ("--seed", args.seed), ("--out", args.out)) if value is not None]
-        if clashing or args.force:
-            raise ConfigError(f"--resume continues the run with the config stored in its folder; "
-                              f"it cannot be combined with {', '.join(clashing or ['--force'])}")
+        _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--data": args.data,
+                                   "--data-dir": args.data_dir, "--epochs": args.epochs,
+                                   "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
+                                   "--force": args.force})
         run_search(SearchConfig(), args.resume, progress=not args.no_progress, resume=True)
         return 0
     cfg = _search_config(args)
+    train_cfg = None
+    if args.then_train or args.train_config:
+        # Checked before the search starts, so a bad train config costs no search time.
+        train_cfg = load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
     out = args.out or time.strftime("runs/search-%Y%m%d-%H%M%S")
     run_search(cfg, out, force=args.force, progress=not args.no_progress)
+    if train_cfg is not None:
+        from .engine.train import run_train
+
+        train_cfg = _override(train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig)
+        run_train(train_cfg, Path(out) / "train", force=args.force, progress=not args.no_progress)
+    return 0
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="retrain the derived network of a genotype",
+                       description="Train the network of a genotype (a published name such as DARTS_V2, a "
+                                   "genotype.json, or a search run folder) from scratch and report its test "
+                                   "accuracy. Defaults: the bundled 8x8 digits, trained on the search's train and "
+                                   "val halves, tested on the held-out test split.")
+    p.add_argument("--genotype", metavar="NAME|FILE|RUN_DIR", help="the architecture (default: DARTS_V2)")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML train config; flags below override its values")
+    p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
+    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--batch-size", type=int, help="batch size")
+    p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train-<time>)")
+    p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted training run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
+    p.set_defaults(func=_cmd_train)
+
+
+def _override(cfg, overrides: dict[tuple[str, ...], object], cls):
+    """``cfg`` with the given (section, key) paths replaced where the value is not None, re-validated."""
+    data = config_to_dict(cfg)
+    for key, value in overrides.items():
+        if value is not None:
+            section = data
+            for part in key[:-1]:
+                section = section[part]
+            section[key[-1]] = value
+    return config_from_dict(data, cls)
+
+
+def _reject_with_resume(args: argparse.Namespace, flags: dict[str, object]) -> None:
+    clashing = [flag for flag, value in flags.items() if value not in (None, False)]
+    if clashing:
+        raise ConfigError(f"--resume continues the run with the config stored in its folder; "
+                          f"it cannot be combined with {', '.join(clashing)}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .engine.train import run_train
+
+    if args.resume:
+        _reject_with_resume(args, {"--genotype": args.genotype, "--config": args.config, "--data": args.data,
+                                   "--data-dir": args.data_dir, "--epochs": args.epochs,
+                                   "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
+                                   "--force": args.force})
+        run_train(TrainConfig(), args.resume, progress=not args.no_progress, resume=True)
+        return 0
+    cfg = load_config(args.config, TrainConfig) if args.config else TrainConfig()
+    cfg = _override(cfg, {("genotype",): args.genotype, ("epochs",): args.epochs, ("seed",): args.seed,
+                          ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
+                          ("data", "batch_size"): args.batch_size}, TrainConfig)
+    out = args.out or time.strftime("runs/train-%Y%m%d-%H%M%S")
+    run_train(cfg, out, force=args.force, progress=not args.no_progress)
     return 0
 
 
@@ -73,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradnas", description="Differentiable neural architecture search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _search_parser(sub)
+    _train_parser(sub)
     return parser
 
 
@@ -81,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RunDirError, GenotypeError) as err:
+    except (ConfigError, RunDirError, GenotypeError, DataError) as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:

@@ -43,6 +43,11 @@ def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save`` atomically (no previous copy kept)."""
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
 def previous_checkpoint(path: Path) -> Path:
     """Where the checkpoint before ``path`` is kept: ``checkpoint.prev.pt`` beside ``checkpoint.pt``."""
     path = Path(path)

@@ -1,0 +1,217 @@
+"""Retraining a derived network from a genotype.
+
+``run_train(cfg, out_dir)`` builds :class:`~gradnas.spaces.darts.NetworkCIFAR`
+for ``cfg.genotype`` (a published name or a ``genotype.json``), trains it on
+all search data (train and val halves together) and evaluates on the held-out
+test split after every epoch. The run folder holds:
+
+- ``config.yaml`` and ``genotype.json``: what produced the run;
+- ``metrics.csv``: one row per epoch (train loss/accuracy, test loss/accuracy);
+- ``checkpoint.pt`` (+ ``checkpoint.prev.pt``): everything a resume needs;
+- ``model.pt``: the final weights (a plain state dict);
+- ``result.json``: final test accuracy and loss, parameter count.
+
+:func:`load_trained` rebuilds the network of a run folder from those files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..algorithms.base import accuracy
+from ..config import TrainConfig, config_from_dict, config_to_dict, dump_config, load_config
+from ..data import make_loader
+from ..data.sources import load_splits
+from ..genotype import PUBLISHED, Genotype, GenotypeError
+from ..spaces.darts import NetworkCIFAR, drop_path_schedule
+from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
+                     load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
+from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
+from .interrupt import StopRequest
+from .rng import get_rng_state, set_rng_state
+
+CHECKPOINT_FORMAT = "gradnas-train-1"
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "drop_path_prob", "seconds")
+
+
+def resolve_genotype(spec: str) -> Genotype:
+    """A published genotype by name, or one read from a file or a run folder.
+
+    Files may hold JSON (``genotype.json``) or the DARTS notation
+    (``genotype.txt``); a folder means its ``genotype.json``.
+    """
+    if spec in PUBLISHED:
+        return PUBLISHED[spec]
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "genotype.json"
+    if not path.is_file():
+        raise GenotypeError(f"genotype {spec!r} is neither a published name ({', '.join(PUBLISHED)}) "
+                            f"nor a genotype file")
+    text = path.read_text()
+    try:
+        return Genotype.from_json(text) if text.lstrip().startswith("{") else Genotype.parse(text)
+    except GenotypeError as err:
+        raise GenotypeError(f"{path}: {err}") from None
+
+
+def build_network(cfg: TrainConfig, genotype: Genotype, in_channels: int, num_classes: int) -> NetworkCIFAR:
+    net = cfg.network
+    return NetworkCIFAR(genotype, C=net.C, num_classes=num_classes, layers=net.layers, auxiliary=net.auxiliary,
+                        in_channels=in_channels)
+
+
+@dataclass
+class TrainSetup:
+    model: NetworkCIFAR
+    genotype: Genotype
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: torch.utils.data.DataLoader
+    test_loader: torch.utils.data.DataLoader
+
+
+def build_train(cfg: TrainConfig) -> TrainSetup:
+    """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
+    genotype = resolve_genotype(cfg.genotype)
+    seed_everything(cfg.seed)
+    d = cfg.data
+    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
+                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
+    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    opt = cfg.optim
+    optimizer = torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=opt.lr_min)
+    train_loader = make_loader(splits.train_all, d.batch_size, shuffle=True, seed=cfg.seed)
+    test_loader = make_loader(splits.test, d.batch_size, shuffle=False, seed=cfg.seed)
+    return TrainSetup(model, genotype, optimizer, scheduler, train_loader, test_loader)
+
+
+def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: float) -> dict[str, float]:
+    """One SGD step; with the auxiliary head its loss is added with ``auxiliary_weight`` (DARTS: 0.4)."""
+    x, y = batch
+    setup.model.train()
+    setup.optimizer.zero_grad(set_to_none=True)
+    out = setup.model(x)
+    logits, logits_aux = out if isinstance(out, tuple) else (out, None)
+    loss = nn.functional.cross_entropy(logits, y)
+    total = loss if logits_aux is None else loss + auxiliary_weight * nn.functional.cross_entropy(logits_aux, y)
+    total.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(setup.model.parameters(), grad_clip)
+    setup.optimizer.step()
+    return {"train_loss": loss.item(), "train_acc": accuracy(logits, y).item()}
+
+
+def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg), "genotype": setup.genotype.to_dict(),
+            "progress": run.to_state(), "model": setup.model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(), "scheduler": setup.scheduler.state_dict(),
+            "rng": get_rng_state(), "threads": torch.get_num_threads()}
+
+
+def _save(setup: TrainSetup, cfg: TrainConfig, run: Progress, out: Path) -> None:
+    check_finite_weights(setup.model, run.epoch, run.step)
+    save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
+
+
+@dataclass
+class TrainResult:
+    test_acc: float
+    test_loss: float
+    history: list[dict[str, float]]
+    out_dir: Path
+
+
+def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
+              log: Callable[[str], None] = print, resume: bool = False) -> TrainResult:
+    """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring)."""
+    out = Path(out_dir)
+    state = None
+    if resume:
+        state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
+        cfg = config_from_dict(state["config"], TrainConfig)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    setup = build_train(cfg)  # a bad genotype or data fails here, before the run folder is touched
+    n_params = sum(p.numel() for p in setup.model.parameters())
+    if state is None:
+        prepare_run_dir(out, force)
+        write_text(out / "config.yaml", dump_config(cfg))
+        write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
+        run = Progress()
+    else:
+        if Genotype.from_dict(state["genotype"]) != setup.genotype:
+            raise RunDirError(f"{out}: the genotype the run started with differs from {cfg.genotype!r} now")
+        setup.model.load_state_dict(state["model"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        setup.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        check_thread_count(state["threads"], log)
+        run = Progress.from_state(state["progress"])
+        log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
+    log(f"train: {cfg.genotype} on {cfg.data.name}, {cfg.epochs} epochs, {n_params:,} weights -> {out}")
+    resume_hint = f"gradnas train --resume {out}"
+
+    def check(metrics):
+        check_finite(metrics, run.epoch, run.step)
+
+    test_loss = test_acc = float("nan")
+    with StopRequest() as stop:
+        while run.epoch < cfg.epochs:
+            epoch = run.epoch
+            start = time.perf_counter()
+            if run.step == 0:
+                run.sums = {}
+            setup.model.drop_path_prob = drop_path_schedule(epoch, cfg.epochs, cfg.network.drop_path_prob)
+            lr = setup.optimizer.param_groups[0]["lr"]
+            run_epoch_steps(setup.train_loader,
+                            lambda batch: train_step(setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip),
+                            run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
+                            resume_hint, progress, check)
+            setup.scheduler.step()
+            test_loss, test_acc = evaluate(setup.model, setup.test_loader)
+            train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
+            run.history.append({"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
+                                "train_acc": round(train["train_acc"], 6), "test_loss": round(test_loss, 6),
+                                "test_acc": round(test_acc, 6), "lr": lr,
+                                "drop_path_prob": setup.model.drop_path_prob,
+                                "seconds": round(time.perf_counter() - start, 3)})
+            run.epoch, run.step, run.sums = epoch + 1, 0, {}
+            _save(setup, cfg, run, out)
+            write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+            log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
+                f"({run.history[-1]['seconds']:.1f}s)")
+            stop_after_epoch(stop, run, cfg.epochs, resume_hint)
+    if run.history and test_acc != test_acc:  # resumed after the last epoch: evaluate what was saved
+        test_loss, test_acc = evaluate(setup.model, setup.test_loader)
+    save_torch(out / "model.pt", setup.model.state_dict())
+    result = {"test_acc": test_acc, "test_loss": test_loss, "parameters": n_params, "epochs": cfg.epochs,
+              "genotype": str(setup.genotype)}
+    write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+    log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
+    log(f"wrote {out}/: config.yaml genotype.json metrics.csv checkpoint.pt model.pt result.json")
+    return TrainResult(test_acc, test_loss, run.history, out)
+
+
+def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
+    """The trained network of a ``gradnas train`` run folder, in eval mode, and its config."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml", TrainConfig)
+    genotype = resolve_genotype(str(run_dir / "genotype.json"))
+    splits = load_splits(cfg.data.name, cfg.data.data_dir, seed=cfg.seed, val_fraction=cfg.data.val_fraction,
+                         test_fraction=cfg.data.test_fraction)
+    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    try:
+        state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir / 'model.pt'} does not exist; is {run_dir} a finished gradnas train run?") from None
+    model.load_state_dict(state)
+    return model.eval(), cfg
