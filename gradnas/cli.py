@@ -136,11 +136,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw a run's alphas, cells and curves, or any genotype's cells",
+                       description="Write PNG and SVG plots into a search run folder: softmax weights of every op "
+                                   "on every edge over the epochs (derived choices marked), the normal and "
+                                   "reduction cells as diagrams (Graphviz when 'dot' is installed, matplotlib "
+                                   "otherwise), and loss/accuracy curves. With --genotype, draw that genotype's "
+                                   "cells into --out.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a gradnas search run folder")
+    p.add_argument("--genotype", metavar="NAME|FILE", help="draw this genotype (e.g. DARTS_V2) instead of a run")
+    p.add_argument("--out", metavar="DIR", help="folder for --genotype plots (default: plots-<name>)")
+    p.add_argument("--renderer", choices=("auto", "graphviz", "matplotlib"), default="auto",
+                   help="cell diagram renderer (default: Graphviz when installed)")
+    p.set_defaults(func=_cmd_plot)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .engine.train import resolve_genotype
+    from .plots import plot_genotype, plot_run
+
+    if (args.run_dir is None) == (args.genotype is None):
+        raise ConfigError("give either a RUN_DIR or --genotype NAME|FILE")
+    try:
+        if args.genotype:
+            genotype = resolve_genotype(args.genotype)
+            out = Path(args.out or f"plots-{Path(args.genotype).stem}")
+            paths = plot_genotype(genotype, out, renderer=args.renderer)
+        else:
+            paths = plot_run(Path(args.run_dir), renderer=args.renderer)
+    except (ValueError, RuntimeError) as err:  # unreadable run files, a failing dot: one line, no traceback
+        if isinstance(err, GenotypeError):
+            raise
+        raise ConfigError(str(err)) from None
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradnas", description="Differentiable neural architecture search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _search_parser(sub)
     _train_parser(sub)
+    _plot_parser(sub)
     return parser
 
 

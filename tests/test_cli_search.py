@@ -14,6 +14,8 @@ from gradnas.genotype import Genotype
 TINY = {"epochs": 2, "data": {"batch_size": 256}, "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
 RUN_FILES = {"config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt",
              "checkpoint.prev.pt"}
+PLOT_FILES = {f"{name}.{ext}" for name in ("alphas_normal", "alphas_reduce", "curves", "cell_normal", "cell_reduce")
+              for ext in ("png", "svg")} | {"cell_normal.dot", "cell_reduce.dot"}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def tiny_run(tmp_path_factory):
 def test_search_exits_zero_and_writes_every_run_file(tiny_run):
     status, out = tiny_run
     assert status == 0
-    assert {p.name for p in out.iterdir()} == RUN_FILES  # and no temporary files left behind
+    assert {p.name for p in out.iterdir()} == RUN_FILES | PLOT_FILES  # and no temporary files left behind
 
 
 def test_run_folder_keeps_the_resolved_config_with_flag_overrides(tiny_run):
@@ -102,7 +104,7 @@ def test_help_lists_the_flags(capsys):
 @pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas"])
 def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
     # C=8 so that PC-DARTS' quarter of the channels is still even.
-    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1}
+    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1, "plots": False}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
@@ -116,3 +118,27 @@ def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
     expected = {"gdas": [10.0, 0.1], "snas": [1.0, 0.03]}.get(algorithm, [None, None])
     assert taus == pytest.approx(expected) if expected[0] else taus == expected
     assert load_config(out / "config.yaml").algorithm == algorithm
+
+
+def test_search_summary_names_best_accuracy_genotype_and_files(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "epochs": 1, "plots": False}))
+    assert main(["search", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for part in ("search finished in", "best val acc", "genotype       Genotype(", "derived net", "weights at the "
+                 "train defaults", "files", "genotype.json"):
+        assert part in out
+
+
+def test_plot_command_draws_a_published_genotype(tmp_path, capsys):
+    assert main(["plot", "--genotype", "DARTS_V2", "--out", str(tmp_path), "--renderer", "matplotlib"]) == 0
+    written = {p.name for p in tmp_path.iterdir()}
+    assert {"cell_normal.png", "cell_reduce.svg", "cell_normal.dot"} <= written
+    assert "sep_conv_3x3" in (tmp_path / "cell_normal.dot").read_text()
+
+
+def test_plot_command_needs_exactly_one_source(tmp_path, capsys):
+    assert main(["plot"]) == 2
+    assert "RUN_DIR or --genotype" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def test_metrics_rows_and_drop_path_ramp(tmp_path):
 
 
 def test_genotype_from_a_search_run_folder(tmp_path):
-    search = {"epochs": 1, "threads": 1, "data": {"batch_size": 512},
+    search = {"epochs": 1, "threads": 1, "plots": False, "data": {"batch_size": 512},
               "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
     run = tmp_path / "search"
     assert main(["search", "--config", str(write(tmp_path / "s.yaml", search)), "--out", str(run),

@@ -14,7 +14,7 @@ from gradnas.cli import main
 from gradnas.engine.files import load_checkpoint
 
 # 719 training samples / batch 256 -> 3 steps per epoch; a checkpoint after every step.
-TINY = {"epochs": 2, "threads": 1, "checkpoint_every": 1, "data": {"batch_size": 256},
+TINY = {"epochs": 2, "threads": 1, "checkpoint_every": 1, "plots": False, "data": {"batch_size": 256},
         "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
 
 

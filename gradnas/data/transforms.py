@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 

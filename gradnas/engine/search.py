@@ -9,6 +9,8 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 - ``alphas.json``: softmax weights of every decision at the start and after each epoch;
 - ``genotype.json`` / ``genotype.txt``: the derived architecture as JSON and
   in the DARTS notation;
+- ``alphas_*.png|svg``, ``cell_*.png|svg|dot``, ``curves.png|svg``: the
+  plots of :func:`gradnas.plots.plot_run` (unless ``plots: false``);
 - ``checkpoint.pt``: everything a resume needs (weights, alphas, optimizers,
   scheduler, algorithm schedule, data position, RNG states), with the one
   before kept as ``checkpoint.prev.pt``.
@@ -24,12 +26,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
+from ..config import SearchConfig, TrainConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..mutators import DiffMutator
-from ..spaces.darts import DartsSearchNetwork
+from ..plots import collapse_warning, plot_run
+from ..spaces.darts import DartsSearchNetwork, NetworkCIFAR
 from .builders import build_search_parts
 from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
                      load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
@@ -149,7 +152,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
                         resume_hint, progress, check)
         setup.scheduler.step()
         val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
-        genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
+        genotype = write_genotype(setup, out)
         train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
@@ -164,6 +167,11 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
+        warning = collapse_warning(genotype)
+        if warning:
+            log(f"  {warning}")
+        if cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs:
+            plot_run(out)
         stop_after_epoch(stop, run, cfg.epochs, resume_hint)
 
 
@@ -199,14 +207,36 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
         f"{sum(a.numel() for a in setup.mutator.arch_parameters())} alphas -> {out}")
     with StopRequest() as stop:
         _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop)
+    genotype = write_genotype(setup, out)
+    written = ["config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt"]
+    if cfg.plots:
+        written += [p.name for p in plot_run(out)]
+    decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
+                           setup.mutator.search_subnet())
+    best = max(run.history, key=lambda row: row["val_acc"])
+    seconds = sum(row["seconds"] for row in run.history)
+    train_defaults = TrainConfig().network
+    derived = NetworkCIFAR(genotype, C=train_defaults.C, layers=train_defaults.layers,
+                           in_channels=setup.supernet.stem[0].in_channels,
+                           num_classes=setup.supernet.classifier.out_features)
+    log(f"search finished in {seconds:.0f}s")
+    log(f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}")
+    log(f"  genotype       {genotype}")
+    log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
+        f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
+        f"changed their strongest op since the start")
+    log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights at the train defaults "
+        f"(C={train_defaults.C}, {train_defaults.layers} cells)")
+    warning = collapse_warning(genotype)
+    if warning:
+        log(f"  {warning}")
+    log(f"  files          {out}/: {' '.join(written)}")
+    return SearchResult(genotype=genotype, history=run.history, out_dir=out)
+
+
+def write_genotype(setup: SearchSetup, out: Path) -> Genotype:
+    """The genotype of the current alphas, as genotype.json and genotype.txt."""
     genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
     write_text(out / "genotype.json", genotype.to_json(indent=2) + "\n")
     write_text(out / "genotype.txt", str(genotype) + "\n")
-    decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
-                           setup.mutator.search_subnet())
-    log(f"genotype: {genotype}")
-    log(f"derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
-        f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
-        f"changed their strongest op since the start")
-    log(f"wrote {out}/: config.yaml metrics.csv alphas.json genotype.json genotype.txt checkpoint.pt")
-    return SearchResult(genotype=genotype, history=run.history, out_dir=out)
+    return genotype
