@@ -110,6 +110,8 @@ class SearchConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
+    plots: bool = True  # draw alphas, cells and curves into the run folder at the end (gradnas plot)
+    plot_every: int = 0  # also draw them every N epochs; 0: only at the end
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -125,6 +127,7 @@ class SearchConfig:
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _check(self.plot_every >= 0, "plot_every", f"must be >= 0, got {self.plot_every}")
         _validate_data(self.data)
         net = self.network
         _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
@@ -219,6 +222,20 @@ class TrainConfig:
         return self
 
 
+# Every int field (epochs, seed, sizes) fits in 64 bits (torch seeds do); a
+# larger int would also overflow float() and Python's int-to-text digit limit.
+_INT_LIMIT = 2**64
+
+
+def _show(value: Any) -> str:
+    """``repr`` for an error message, cut short; some values have none (a huge int)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"config key {key!r}: {message}")
@@ -228,6 +245,8 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a field annotation; ints are accepted for floats."""
     if dataclasses.is_dataclass(annotation):
         return _build(annotation, value, key)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
+        raise ConfigError(f"config key {key!r}: integer out of range (magnitude must be below 2**64)")
     if annotation is bool:
         ok = isinstance(value, bool)
     elif annotation is int:
@@ -240,19 +259,20 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
     else:
         raise TypeError(f"unsupported annotation {annotation!r} for {key}")
     if not ok:
-        raise ConfigError(f"config key {key!r}: expected {annotation.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"config key {key!r}: expected {annotation.__name__}, got {type(value).__name__} {_show(value)}")
     return value
 
 
 def _build(cls: type, data: Any, prefix: str = "") -> Any:
     where = f"section {prefix!r}" if prefix else "the config"
-    if not isinstance(data, dict):
+    if False:
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
     if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else str(unknown[0])
+        name = unknown[0] if isinstance(unknown[0], str) else _show(unknown[0])
+        key = f"{prefix}.{name}" if prefix else name
         raise ConfigError(f"unknown config key {key!r}; {where} takes: {', '.join(names)}")
     kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**kwargs)
@@ -267,12 +287,16 @@ def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
     """Read and validate a YAML config file into ``cls``."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes()  # YAML decodes it (UTF-8, or UTF-16 with a BOM) and reports bad bytes
     except OSError as err:
         raise ConfigError(f"cannot read config file {str(path)!r}: {err.strerror}") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
+    # Besides YAMLError, PyYAML's safe constructors raise ValueError (a date such as
+    # 2001-13-01, "!!int abc", an int past Python's digit limit), AttributeError
+    # ("!!timestamp abc"), IndexError ("!!int" alone), RecursionError (deep
+    # nesting)... The safe loader runs no code of ours, so any error means bad text.
+    except Exception as err:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
     return config_from_dict(data or {}, cls)
 
