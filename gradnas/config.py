@@ -265,7 +265,7 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
 
 def _build(cls: type, data: Any, prefix: str = "") -> Any:
     where = f"section {prefix!r}" if prefix else "the config"
-    if False:
+    if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
