@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from collections.abc import Sequence
 
-from .config import (ALGORITHMS, DATASETS, ConfigError, SearchConfig, TrainConfig, config_from_dict, config_to_dict,
+from .config import (ALGORITHMS, DATASETS, SPACES, ConfigError, SearchConfig, TrainConfig, config_from_dict, config_to_dict,
                      load_config)
 from .engine.errors import NonFiniteError
 from .engine.files import RunDirError
@@ -29,6 +29,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
                                    "first-order DARTS on the bundled 8x8 digits (no download).")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags below override its values")
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
+    p.add_argument("--space", choices=SPACES, help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)")
     p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
     p.add_argument("--epochs", type=int, help="number of search epochs")
@@ -48,7 +49,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(args.config) if args.config else SearchConfig()
-    return _override(cfg, {("algorithm",): args.algorithm, ("epochs",): args.epochs, ("seed",): args.seed,
+    return _override(cfg, {("algorithm",): args.algorithm, ("space",): args.space, ("epochs",): args.epochs, ("seed",): args.seed,
                            ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
                            ("data", "batch_size"): args.batch_size}, SearchConfig)
 
@@ -57,7 +58,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from .engine.search import run_search  # torch import only when a command runs
 
     if args.resume:
-        _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--data": args.data,
+        _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--space": args.space,
+                                   "--data": args.data,
                                    "--data-dir": args.data_dir, "--epochs": args.epochs,
                                    "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
                                    "--force": args.force})

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas")
+SPACES = ("darts", "nb201")
+NB201_ALGORITHMS = ("darts", "darts2", "gdas", "snas", "drnas")  # pcdarts needs DARTS' edges
 HESSIANS = ("finite_difference", "exact")
 REGULARIZERS = ("l2", "kl")
 DATASETS = ("digits", "cifar10", "cifar100")
@@ -104,8 +106,17 @@ class DrnasOptions:
 
 
 @dataclass
+class NB201Options:
+    # NAS-Bench-201 skeleton: C channels in the first stage, N cells per stage
+    # (the benchmark: C=16, N=5; smaller defaults for the 8x8 digits).
+    C: int = 8
+    N: int = 1
+
+
+@dataclass
 class SearchConfig:
     algorithm: str = "darts"
+    space: str = "darts"  # darts: DARTS cells (network section); nb201: NAS-Bench-201 cells (nb201 section)
     epochs: int = 12
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
@@ -120,6 +131,7 @@ class SearchConfig:
     pcdarts: PCDartsOptions = field(default_factory=PCDartsOptions)
     snas: SnasOptions = field(default_factory=SnasOptions)
     drnas: DrnasOptions = field(default_factory=DrnasOptions)
+    nb201: NB201Options = field(default_factory=NB201Options)
 
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
@@ -128,6 +140,12 @@ class SearchConfig:
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
         _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
         _check(self.plot_every >= 0, "plot_every", f"must be >= 0, got {self.plot_every}")
+        _check(self.space in SPACES, "space", f"unknown search space {self.space!r}; known: {list(SPACES)}")
+        if self.space == "nb201":
+            _check(self.algorithm in NB201_ALGORITHMS, "algorithm",
+                   f"{self.algorithm} does not apply to the nb201 space; use one of {list(NB201_ALGORITHMS)}")
+            _check(self.nb201.C >= 1, "nb201.C", f"must be >= 1, got {self.nb201.C}")
+            _check(self.nb201.N >= 1, "nb201.N", f"must be >= 1, got {self.nb201.N}")
         _validate_data(self.data)
         net = self.network
         _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")

@@ -142,3 +142,24 @@ def test_plot_command_needs_exactly_one_source(tmp_path, capsys):
     assert "RUN_DIR or --genotype" in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "snas", "drnas"])
+def test_nb201_space_searches_and_writes_the_benchmark_arch_string(tmp_path, algorithm):
+    from gradnas.spaces.nb201 import NB201Arch
+
+    config = tmp_path / "nb.yaml"
+    config.write_text(yaml.safe_dump({"epochs": 1, "threads": 1, "data": {"batch_size": 256},
+                                      "nb201": {"C": 4, "N": 1}}))
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--space", "nb201", "--algorithm", algorithm, "--out",
+                 str(out), "--no-progress"]) == 0
+    arch = NB201Arch.parse((out / "arch.txt").read_text().strip())
+    assert NB201Arch.from_json((out / "arch.json").read_text()) == arch
+    assert {"curves.png", "curves.svg"} <= {p.name for p in out.iterdir()}
+
+
+def test_pcdarts_on_nb201_is_refused_by_name(tmp_path, capsys):
+    assert main(["search", "--space", "nb201", "--algorithm", "pcdarts", "--out", str(tmp_path / "run")]) == 2
+    assert "pcdarts does not apply to the nb201 space" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

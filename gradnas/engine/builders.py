@@ -18,6 +18,7 @@ from ..config import SearchConfig
 from ..mutables import DifferentiableOP, DirichletOP, GumbelOP
 from ..mutators import DartsMutator, DiffMutator, SnasMutator
 from ..spaces.darts import DartsSearchNetwork
+from ..spaces.nb201 import NB201SearchNetwork
 
 
 @dataclass
@@ -75,7 +76,7 @@ METHODS: dict[str, Method] = {
 
 @dataclass
 class SearchParts:
-    supernet: DartsSearchNetwork
+    supernet: nn.Module  # DartsSearchNetwork or NB201SearchNetwork
     mutator: DiffMutator
     weight_optimizer: torch.optim.Optimizer
     arch_optimizer: torch.optim.Optimizer
@@ -83,16 +84,37 @@ class SearchParts:
     algorithm: object
 
 
+def build_supernet(cfg: SearchConfig, in_channels: int, num_classes: int) -> tuple[nn.Module, DiffMutator]:
+    """The supernet of ``cfg.space`` with ``cfg.algorithm``'s mixed op, and the mutator that derives from it."""
+    method = METHODS[cfg.algorithm]
+    if cfg.space == "nb201":
+        supernet: nn.Module = NB201SearchNetwork(C=cfg.nb201.C, N=cfg.nb201.N, num_classes=num_classes,
+                                                 in_channels=in_channels, op_mutable=method.op_mutable(cfg))
+        # NAS-Bench-201 keeps every edge's argmax, `none` included.
+        mutator: DiffMutator = DartsMutator(ignore_choices=())
+    else:
+        net = cfg.network
+        supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
+                                      stem_multiplier=net.stem_multiplier, in_channels=in_channels,
+                                      num_classes=num_classes, op_mutable=method.op_mutable(cfg),
+                                      **method.supernet_kwargs(cfg))
+        mutator = method.mutator()
+    mutator.prepare_from_supernet(supernet)
+    return supernet, mutator
+
+
+def derive(supernet: nn.Module, mutator: DiffMutator):
+    """The found architecture: a DARTS ``Genotype`` or a NAS-Bench-201 ``NB201Arch``."""
+    subnet = mutator.search_subnet()
+    if isinstance(supernet, NB201SearchNetwork):
+        return supernet.to_arch(subnet)
+    return supernet.to_genotype(subnet)
+
+
 def build_search_parts(cfg: SearchConfig, in_channels: int, num_classes: int) -> SearchParts:
     """Supernet, mutator, optimizers (DARTS' SGD + cosine and Adam) and algorithm for ``cfg.algorithm``."""
     method = METHODS[cfg.algorithm]
-    net = cfg.network
-    supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
-                                  stem_multiplier=net.stem_multiplier, in_channels=in_channels,
-                                  num_classes=num_classes, op_mutable=method.op_mutable(cfg),
-                                  **method.supernet_kwargs(cfg))
-    mutator = method.mutator()
-    mutator.prepare_from_supernet(supernet)
+    supernet, mutator = build_supernet(cfg, in_channels, num_classes)
     opt = cfg.optim
     weight_optimizer = torch.optim.SGD(supernet.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
                                        weight_decay=opt.weight_decay)

@@ -8,7 +8,8 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 - ``metrics.csv``: one row per epoch;
 - ``alphas.json``: softmax weights of every decision at the start and after each epoch;
 - ``genotype.json`` / ``genotype.txt``: the derived architecture as JSON and
-  in the DARTS notation;
+  in the DARTS notation (NAS-Bench-201 space: ``arch.json`` / ``arch.txt``,
+  the latter the benchmark's arch string);
 - ``alphas_*.png|svg``, ``cell_*.png|svg|dot``, ``curves.png|svg``: the
   plots of :func:`gradnas.plots.plot_run` (unless ``plots: false``);
 - ``checkpoint.pt``: everything a resume needs (weights, alphas, optimizers,
@@ -25,15 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..config import SearchConfig, TrainConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..mutators import DiffMutator
-from ..plots import collapse_warning, plot_run
-from ..spaces.darts import DartsSearchNetwork, NetworkCIFAR
-from .builders import build_search_parts
+from ..plots import collapse_warning, plot_curves, plot_run
+from ..spaces.darts import NetworkCIFAR
+from ..spaces.nb201 import NB201Arch, NB201Network
+from .builders import build_search_parts, derive
 from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
                      load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
 from .files import prepare_run_dir, save_checkpoint, write_text
@@ -49,7 +52,7 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "we
 class SearchSetup:
     """Everything a search run holds, built from one config."""
 
-    supernet: DartsSearchNetwork
+    supernet: nn.Module  # DartsSearchNetwork or NB201SearchNetwork
     mutator: DiffMutator
     algorithm: object  # one of gradnas.algorithms: step / on_epoch_start / state_dict
     weight_optimizer: torch.optim.Optimizer
@@ -58,6 +61,8 @@ class SearchSetup:
     train_loader: torch.utils.data.DataLoader
     val_loader: torch.utils.data.DataLoader
     val_stream: InfiniteStream
+    in_channels: int
+    num_classes: int
 
 
 @dataclass
@@ -80,15 +85,19 @@ def build_search(cfg: SearchConfig) -> SearchSetup:
     # DARTS reads the validation half as a stream alongside the training half.
     val_stream = InfiniteStream(make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1))
     return SearchSetup(parts.supernet, parts.mutator, parts.algorithm, parts.weight_optimizer,
-                       parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream)
+                       parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream,
+                       splits.in_channels, splits.num_classes)
 
 
 def alpha_snapshot(mutator: DiffMutator) -> dict[str, list[float]]:
     return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
 
 
-def compact_genotype(genotype: Genotype) -> str:
+def compact_genotype(genotype: Genotype | NB201Arch) -> str:
     """One-line form for the epoch summary: each node as op@input pairs."""
+    if isinstance(genotype, NB201Arch):
+        return str(genotype)
+
     def cell(nodes):
         return " | ".join(" ".join(f"{op}@{j}" for op, j in node) for node in nodes)
     return f"normal: {cell(genotype.normal)} || reduce: {cell(genotype.reduce)}"
@@ -167,11 +176,11 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
-        warning = collapse_warning(genotype)
+        warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
         if warning:
             log(f"  {warning}")
         if cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs:
-            plot_run(out)
+            draw_plots(out, genotype, run.history)
         stop_after_epoch(stop, run, cfg.epochs, resume_hint)
 
 
@@ -208,35 +217,54 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     with StopRequest() as stop:
         _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop)
     genotype = write_genotype(setup, out)
-    written = ["config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt"]
+    name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
+    written = ["config.yaml", "metrics.csv", "alphas.json", f"{name}.json", f"{name}.txt", "checkpoint.pt"]
     if cfg.plots:
-        written += [p.name for p in plot_run(out)]
+        written += [p.name for p in draw_plots(out, genotype, run.history)]
     decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
                            setup.mutator.search_subnet())
     best = max(run.history, key=lambda row: row["val_acc"])
     seconds = sum(row["seconds"] for row in run.history)
-    train_defaults = TrainConfig().network
-    derived = NetworkCIFAR(genotype, C=train_defaults.C, layers=train_defaults.layers,
-                           in_channels=setup.supernet.stem[0].in_channels,
-                           num_classes=setup.supernet.classifier.out_features)
+    derived, derived_at = derived_network(genotype, cfg, setup.in_channels, setup.num_classes)
     log(f"search finished in {seconds:.0f}s")
     log(f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}")
     log(f"  genotype       {genotype}")
     log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
         f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
         f"changed their strongest op since the start")
-    log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights at the train defaults "
-        f"(C={train_defaults.C}, {train_defaults.layers} cells)")
-    warning = collapse_warning(genotype)
+    log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights {derived_at}")
+    warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
     if warning:
         log(f"  {warning}")
     log(f"  files          {out}/: {' '.join(written)}")
     return SearchResult(genotype=genotype, history=run.history, out_dir=out)
 
 
-def write_genotype(setup: SearchSetup, out: Path) -> Genotype:
-    """The genotype of the current alphas, as genotype.json and genotype.txt."""
-    genotype = setup.supernet.to_genotype(setup.mutator.search_subnet())
-    write_text(out / "genotype.json", genotype.to_json(indent=2) + "\n")
-    write_text(out / "genotype.txt", str(genotype) + "\n")
+def draw_plots(out: Path, genotype: Genotype | NB201Arch, history: list[dict]) -> list[Path]:
+    """Every plot of the run folder; the NAS-Bench-201 space has curves only
+    (the alpha panels and cell diagrams are drawn for DARTS cells)."""
+    if isinstance(genotype, NB201Arch):
+        return plot_curves(history, out / "curves")
+    return plot_run(out)
+
+
+def write_genotype(setup: SearchSetup, out: Path) -> Genotype | NB201Arch:
+    """The architecture of the current alphas, as JSON and as text (DARTS
+    notation in genotype.*, the NAS-Bench-201 arch string in arch.*)."""
+    genotype = derive(setup.supernet, setup.mutator)
+    name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
+    write_text(out / f"{name}.json", genotype.to_json(indent=2) + "\n")
+    write_text(out / f"{name}.txt", str(genotype) + "\n")
     return genotype
+
+
+def derived_network(genotype: Genotype | NB201Arch, cfg: SearchConfig, in_channels: int,
+                    num_classes: int) -> tuple[nn.Module, str]:
+    """The fixed network of the found architecture, and at which size it is built."""
+    if isinstance(genotype, NB201Arch):
+        net = NB201Network(genotype, C=cfg.nb201.C, N=cfg.nb201.N, num_classes=num_classes, in_channels=in_channels)
+        return net, f"(NAS-Bench-201 network, C={cfg.nb201.C}, N={cfg.nb201.N})"
+    train_defaults = TrainConfig().network
+    net = NetworkCIFAR(genotype, C=train_defaults.C, layers=train_defaults.layers, in_channels=in_channels,
+                       num_classes=num_classes)
+    return net, f"at the train defaults (C={train_defaults.C}, {train_defaults.layers} cells)"
