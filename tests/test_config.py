@@ -85,3 +85,19 @@ def test_every_field_has_a_default_so_an_empty_file_is_the_default(tmp_path):
     assert load_config(empty) == SearchConfig()
     assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
                for f in dataclasses.fields(SearchConfig))
+
+
+def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_published_network():
+    from gradnas.config import TrainConfig
+    from gradnas.genotype import DARTS_V2
+    from gradnas.spaces.darts import NetworkCIFAR
+
+    root = Path(__file__).parents[1] / "configs"
+    for path in root.glob("search_*.yaml"):
+        load_config(path)
+    train = load_config(root / "train_cifar10.yaml", TrainConfig)
+    net = NetworkCIFAR(DARTS_V2, C=train.network.C, layers=train.network.layers, auxiliary=train.network.auxiliary)
+    # DARTS_V2 at DARTS' retraining size with its auxiliary head (3,349,342 + the head's 476,426)
+    assert sum(p.numel() for p in net.parameters()) == 3_825_768
+    search = load_config(root / "search_cifar10.yaml")
+    assert (search.epochs, search.data.batch_size, search.network.C, search.network.layers) == (50, 64, 16, 8)
