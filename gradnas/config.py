@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas")
+ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos")
 SPACES = ("darts", "nb201")
 NB201_ALGORITHMS = ("darts", "darts2", "gdas", "snas", "drnas")  # pcdarts needs DARTS' edges
 HESSIANS = ("finite_difference", "exact")
@@ -106,6 +106,17 @@ class DrnasOptions:
 
 
 @dataclass
+class SposOptions:
+    # Evolutionary search over paths after the supernet training (SPOS release's
+    # search script: population 50, 20 generations, top 10 parents, mutation 0.1).
+    population: int = 50
+    generations: int = 20
+    parents: int = 10
+    mutation_prob: float = 0.1
+    bn_batches: int = 0  # re-estimate BatchNorm statistics per path on N training batches (SPOS); 0: off
+
+
+@dataclass
 class NB201Options:
     # NAS-Bench-201 skeleton: C channels in the first stage, N cells per stage
     # (the benchmark: C=16, N=5; smaller defaults for the 8x8 digits).
@@ -132,6 +143,7 @@ class SearchConfig:
     snas: SnasOptions = field(default_factory=SnasOptions)
     drnas: DrnasOptions = field(default_factory=DrnasOptions)
     nb201: NB201Options = field(default_factory=NB201Options)
+    spos: SposOptions = field(default_factory=SposOptions)
 
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
@@ -166,6 +178,12 @@ class SearchConfig:
         _check(self.snas.resource_penalty >= 0, "snas.resource_penalty", "must be >= 0")
         _check(self.drnas.regularizer in REGULARIZERS, "drnas.regularizer", f"must be one of {list(REGULARIZERS)}")
         _check(self.drnas.kl_weight >= 0, "drnas.kl_weight", "must be >= 0")
+        sp = self.spos
+        for key in ("population", "generations", "parents"):
+            _check(getattr(sp, key) >= 1, f"spos.{key}", f"must be >= 1, got {getattr(sp, key)}")
+        _check(sp.parents <= sp.population, "spos.parents", "must be <= population")
+        _check(0 <= sp.mutation_prob <= 1, "spos.mutation_prob", "must be in [0, 1]")
+        _check(sp.bn_batches >= 0, "spos.bn_batches", "must be >= 0")
         pc = self.pcdarts
         _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
         _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")

@@ -101,10 +101,11 @@ def test_help_lists_the_flags(capsys):
         assert flag in text
 
 
-@pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas"])
+@pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos"])
 def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
     # C=8 so that PC-DARTS' quarter of the channels is still even.
-    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1, "plots": False}
+    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1, "plots": False,
+           "spos": {"population": 6, "generations": 2, "parents": 2}}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"

@@ -16,7 +16,8 @@ from torch import nn
 from ..algorithms import Darts, DrNas, Gdas, PCDarts, Snas
 from ..config import SearchConfig
 from ..mutables import DifferentiableOP, DirichletOP, GumbelOP
-from ..mutators import DartsMutator, DiffMutator, SnasMutator
+from ..algorithms.spos import Spos, spos_supernet
+from ..mutators import DartsMutator, DiffMutator, OneShotMutator, SnasMutator
 from ..spaces.darts import DartsSearchNetwork
 from ..spaces.nb201 import NB201SearchNetwork
 
@@ -77,15 +78,25 @@ METHODS: dict[str, Method] = {
 @dataclass
 class SearchParts:
     supernet: nn.Module  # DartsSearchNetwork or NB201SearchNetwork
-    mutator: DiffMutator
+    mutator: nn.Module  # a DiffMutator, or the OneShotMutator of SPOS
     weight_optimizer: torch.optim.Optimizer
-    arch_optimizer: torch.optim.Optimizer
+    arch_optimizer: torch.optim.Optimizer | None  # None for SPOS (no alphas)
     scheduler: torch.optim.lr_scheduler.LRScheduler
     algorithm: object
 
 
-def build_supernet(cfg: SearchConfig, in_channels: int, num_classes: int) -> tuple[nn.Module, DiffMutator]:
+def build_supernet(cfg: SearchConfig, in_channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     """The supernet of ``cfg.space`` with ``cfg.algorithm``'s mixed op, and the mutator that derives from it."""
+    net = cfg.network
+    if cfg.algorithm == "spos":
+        # Single paths: one-shot ops and edges, no alphas; the architecture is
+        # found after training by an evolutionary search over paths.
+        supernet = spos_supernet(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
+                                 stem_multiplier=net.stem_multiplier, in_channels=in_channels,
+                                 num_classes=num_classes)
+        one_shot = OneShotMutator()
+        one_shot.prepare_from_supernet(supernet)
+        return supernet, one_shot
     method = METHODS[cfg.algorithm]
     if cfg.space == "nb201":
         supernet: nn.Module = NB201SearchNetwork(C=cfg.nb201.C, N=cfg.nb201.N, num_classes=num_classes,
@@ -93,7 +104,6 @@ def build_supernet(cfg: SearchConfig, in_channels: int, num_classes: int) -> tup
         # NAS-Bench-201 keeps every edge's argmax, `none` included.
         mutator: DiffMutator = DartsMutator(ignore_choices=())
     else:
-        net = cfg.network
         supernet = DartsSearchNetwork(C=net.C, layers=net.layers, steps=net.steps, multiplier=net.multiplier,
                                       stem_multiplier=net.stem_multiplier, in_channels=in_channels,
                                       num_classes=num_classes, op_mutable=method.op_mutable(cfg),
@@ -103,8 +113,11 @@ def build_supernet(cfg: SearchConfig, in_channels: int, num_classes: int) -> tup
     return supernet, mutator
 
 
-def derive(supernet: nn.Module, mutator: DiffMutator):
-    """The found architecture: a DARTS ``Genotype`` or a NAS-Bench-201 ``NB201Arch``."""
+def derive(supernet: nn.Module, mutator: nn.Module):
+    """The found architecture: a DARTS ``Genotype`` or a NAS-Bench-201 ``NB201Arch``;
+    None for SPOS, whose architecture comes from the evolutionary search at the end."""
+    if isinstance(mutator, OneShotMutator):
+        return None
     subnet = mutator.search_subnet()
     if isinstance(supernet, NB201SearchNetwork):
         return supernet.to_arch(subnet)
@@ -113,16 +126,18 @@ def derive(supernet: nn.Module, mutator: DiffMutator):
 
 def build_search_parts(cfg: SearchConfig, in_channels: int, num_classes: int) -> SearchParts:
     """Supernet, mutator, optimizers (DARTS' SGD + cosine and Adam) and algorithm for ``cfg.algorithm``."""
-    method = METHODS[cfg.algorithm]
     supernet, mutator = build_supernet(cfg, in_channels, num_classes)
     opt = cfg.optim
     weight_optimizer = torch.optim.SGD(supernet.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
                                        weight_decay=opt.weight_decay)
-    arch_optimizer = torch.optim.Adam(mutator.arch_parameters(), lr=opt.arch_lr,
-                                      betas=(opt.arch_beta1, opt.arch_beta2), weight_decay=opt.arch_weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_optimizer, T_max=cfg.epochs,
                                                            eta_min=opt.weight_lr_min)
-    algorithm = method.algorithm(cfg, supernet, mutator, weight_optimizer, arch_optimizer)
+    if cfg.algorithm == "spos":
+        algorithm = Spos(supernet, mutator, weight_optimizer, grad_clip=opt.grad_clip or None)
+        return SearchParts(supernet, mutator, weight_optimizer, None, scheduler, algorithm)
+    arch_optimizer = torch.optim.Adam(mutator.arch_parameters(), lr=opt.arch_lr,
+                                      betas=(opt.arch_beta1, opt.arch_beta2), weight_decay=opt.arch_weight_decay)
+    algorithm = METHODS[cfg.algorithm].algorithm(cfg, supernet, mutator, weight_optimizer, arch_optimizer)
     return SearchParts(supernet, mutator, weight_optimizer, arch_optimizer, scheduler, algorithm)
 
 

@@ -33,9 +33,11 @@ from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..mutators import DiffMutator
-from ..plots import collapse_warning, plot_curves, plot_run
+from ..plots import collapse_warning, plot_curves, plot_genotype, plot_run
 from ..spaces.darts import NetworkCIFAR
 from ..spaces.nb201 import NB201Arch, NB201Network
+from ..algorithms.spos import evolution_search, path_accuracy
+from ..genotype_sampling import crossover_genotypes, mutate_genotype, sample_genotype
 from .builders import build_search_parts, derive
 from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
                      load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
@@ -56,7 +58,7 @@ class SearchSetup:
     mutator: DiffMutator
     algorithm: object  # one of gradnas.algorithms: step / on_epoch_start / state_dict
     weight_optimizer: torch.optim.Optimizer
-    arch_optimizer: torch.optim.Optimizer
+    arch_optimizer: torch.optim.Optimizer | None  # None for SPOS
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: torch.utils.data.DataLoader
     val_loader: torch.utils.data.DataLoader
@@ -89,7 +91,9 @@ def build_search(cfg: SearchConfig) -> SearchSetup:
                        splits.in_channels, splits.num_classes)
 
 
-def alpha_snapshot(mutator: DiffMutator) -> dict[str, list[float]]:
+def alpha_snapshot(mutator: nn.Module) -> dict[str, list[float]]:
+    if not isinstance(mutator, DiffMutator):
+        return {}  # SPOS: no alphas
     return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
 
 
@@ -111,7 +115,7 @@ def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) 
         "supernet": setup.supernet.state_dict(),
         "mutator": setup.mutator.state_dict(),
         "weight_optimizer": setup.weight_optimizer.state_dict(),
-        "arch_optimizer": setup.arch_optimizer.state_dict(),
+        "arch_optimizer": setup.arch_optimizer.state_dict() if setup.arch_optimizer is not None else {},
         "scheduler": setup.scheduler.state_dict(),
         "algorithm": setup.algorithm.state_dict(),
         "val_stream": setup.val_stream.state(),
@@ -125,7 +129,8 @@ def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], Non
     setup.supernet.load_state_dict(state["supernet"])
     setup.mutator.load_state_dict(state["mutator"])
     setup.weight_optimizer.load_state_dict(state["weight_optimizer"])
-    setup.arch_optimizer.load_state_dict(state["arch_optimizer"])
+    if setup.arch_optimizer is not None:
+        setup.arch_optimizer.load_state_dict(state["arch_optimizer"])
     setup.scheduler.load_state_dict(state["scheduler"])
     setup.algorithm.load_state_dict(state["algorithm"])
     setup.val_stream.restore(state["val_stream"])
@@ -144,7 +149,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
                    log: Callable[[str], None], space_choices: dict, stop: StopRequest) -> None:
     """Epochs from ``run``'s position to the end, checkpointing as configured."""
     resume_hint = f"gradnas search --resume {out}"
-    alphas = setup.mutator.arch_params
+    alphas = getattr(setup.mutator, "arch_params", {})  # SPOS has none
 
     def check(metrics):
         check_finite(metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items()))
@@ -161,7 +166,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
                         resume_hint, progress, check)
         setup.scheduler.step()
         val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
-        genotype = write_genotype(setup, out)
+        genotype = write_genotype(setup, derive(setup.supernet, setup.mutator), out)
         train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
@@ -175,12 +180,13 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
         write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
-            f"({row['seconds']:.1f}s)  {compact_genotype(genotype)}")
+            f"({row['seconds']:.1f}s)  {compact_genotype(genotype) if genotype is not None else ''}")
         warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
         if warning:
             log(f"  {warning}")
-        if cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs:
-            draw_plots(out, genotype, run.history)
+        if cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs \
+                and genotype is not None:
+            draw_plots(out, genotype, run.history, bool(alphas))
         stop_after_epoch(stop, run, cfg.epochs, resume_hint)
 
 
@@ -203,8 +209,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     setup = build_search(cfg)  # bad data fails here, before the run folder is touched
     if state is None:
         prepare_run_dir(out, force)
+    alphas = getattr(setup.mutator, "arch_params", {})
     space_choices = {sid: list(members[0].full_choice_names)
-                     for sid, members in setup.mutator.search_spaces.items() if sid in setup.mutator.arch_params}
+                     for sid, members in setup.mutator.search_spaces.items() if sid in alphas}
     if state is None:
         write_text(out / "config.yaml", dump_config(cfg))
         run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
@@ -213,25 +220,29 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     log(f"search: {cfg.algorithm} on {cfg.data.name}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
-        f"{sum(a.numel() for a in setup.mutator.arch_parameters())} alphas -> {out}")
+        f"{sum(a.numel() for a in alphas.values())} alphas -> {out}")
     with StopRequest() as stop:
         _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop)
-    genotype = write_genotype(setup, out)
+    genotype = derive(setup.supernet, setup.mutator)
+    if genotype is None:  # SPOS: the architecture is the path the evolution scores best
+        genotype = spos_evolution(setup, cfg, log)
+    write_genotype(setup, genotype, out)
     name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
     written = ["config.yaml", "metrics.csv", "alphas.json", f"{name}.json", f"{name}.txt", "checkpoint.pt"]
     if cfg.plots:
-        written += [p.name for p in draw_plots(out, genotype, run.history)]
-    decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
-                           setup.mutator.search_subnet())
+        written += [p.name for p in draw_plots(out, genotype, run.history, bool(alphas))]
     best = max(run.history, key=lambda row: row["val_acc"])
     seconds = sum(row["seconds"] for row in run.history)
     derived, derived_at = derived_network(genotype, cfg, setup.in_channels, setup.num_classes)
     log(f"search finished in {seconds:.0f}s")
     log(f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}")
     log(f"  genotype       {genotype}")
-    log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
-        f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
-        f"changed their strongest op since the start")
+    if alphas:
+        decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
+                               setup.mutator.search_subnet())
+        log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
+            f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
+            f"changed their strongest op since the start")
     log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights {derived_at}")
     warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
     if warning:
@@ -240,18 +251,43 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     return SearchResult(genotype=genotype, history=run.history, out_dir=out)
 
 
-def draw_plots(out: Path, genotype: Genotype | NB201Arch, history: list[dict]) -> list[Path]:
-    """Every plot of the run folder; the NAS-Bench-201 space has curves only
-    (the alpha panels and cell diagrams are drawn for DARTS cells)."""
+def draw_plots(out: Path, genotype: Genotype | NB201Arch, history: list[dict], has_alphas: bool) -> list[Path]:
+    """Every plot of the run folder: the NAS-Bench-201 space has curves only
+    (alpha panels and cell diagrams are drawn for DARTS cells), SPOS curves
+    and cells (it has no alphas)."""
     if isinstance(genotype, NB201Arch):
         return plot_curves(history, out / "curves")
+    if not has_alphas:
+        return plot_curves(history, out / "curves") + plot_genotype(genotype, out)
     return plot_run(out)
 
 
-def write_genotype(setup: SearchSetup, out: Path) -> Genotype | NB201Arch:
-    """The architecture of the current alphas, as JSON and as text (DARTS
-    notation in genotype.*, the NAS-Bench-201 arch string in arch.*)."""
-    genotype = derive(setup.supernet, setup.mutator)
+def spos_evolution(setup: SearchSetup, cfg: SearchConfig, log: Callable[[str], None]) -> Genotype:
+    """SPOS' second stage: evolve paths of the trained supernet, scored by
+    validation accuracy of the shared weights (BN re-estimated per path when
+    ``spos.bn_batches`` > 0)."""
+    sp, steps = cfg.spos, cfg.network.steps
+    concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
+
+    def score(genotype: Genotype) -> float:
+        return path_accuracy(setup.supernet, setup.mutator, genotype, setup.val_loader,
+                             recalibrate_bn_batches=sp.bn_batches, bn_loader=setup.train_loader)
+
+    start = time.perf_counter()
+    best, best_score, history = evolution_search(
+        score, lambda rng: sample_genotype(rng, steps=steps, concat=concat),
+        mutate_genotype, crossover_genotypes, population=sp.population, generations=sp.generations,
+        parents=sp.parents, mutation_prob=sp.mutation_prob, seed=cfg.seed)
+    log(f"evolution: {sp.generations} generations of {sp.population} paths in {time.perf_counter() - start:.0f}s; "
+        f"best path val_acc {best_score:.4f} (first generation {history[0]:.4f})")
+    return best
+
+
+def write_genotype(setup: SearchSetup, genotype: Genotype | NB201Arch | None, out: Path) -> Genotype | NB201Arch | None:
+    """Write the architecture as JSON and as text (DARTS notation in
+    genotype.*, the NAS-Bench-201 arch string in arch.*); None writes nothing."""
+    if genotype is None:
+        return None
     name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
     write_text(out / f"{name}.json", genotype.to_json(indent=2) + "\n")
     write_text(out / f"{name}.txt", str(genotype) + "\n")
