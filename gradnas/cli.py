@@ -71,7 +71,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
         # Checked before the search starts, so a bad train config costs no search time.
         train_cfg = load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
     out = args.out or time.strftime("runs/search-%Y%m%d-%H%M%S")
-    run_search(cfg, out, force=args.force, progress=not args.no_progress)
+    if cfg.algorithm == "random":
+        from .engine.random_search import run_random_search
+
+        run_random_search(cfg, out, force=args.force)
+    else:
+        run_search(cfg, out, force=args.force, progress=not args.no_progress)
     if train_cfg is not None:
         from .engine.train import run_train
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos")
+ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos", "random")
 SPACES = ("darts", "nb201")
-NB201_ALGORITHMS = ("darts", "darts2", "gdas", "snas", "drnas")  # pcdarts needs DARTS' edges
+NB201_ALGORITHMS = ("darts", "darts2", "gdas", "snas", "drnas")  # pcdarts, spos, random: DARTS cells only
 HESSIANS = ("finite_difference", "exact")
 REGULARIZERS = ("l2", "kl")
 DATASETS = ("digits", "cifar10", "cifar100")
@@ -117,6 +117,16 @@ class SposOptions:
 
 
 @dataclass
+class RandomOptions:
+    # Random search (Li & Talwalkar, UAI 2019): sample `trials` genotypes, train
+    # each derived network for `epochs` on the train half, keep the best on val.
+    trials: int = 8
+    epochs: int = 3
+    C: int = 8  # channels of the derived networks trained per trial
+    layers: int = 5
+
+
+@dataclass
 class NB201Options:
     # NAS-Bench-201 skeleton: C channels in the first stage, N cells per stage
     # (the benchmark: C=16, N=5; smaller defaults for the 8x8 digits).
@@ -144,6 +154,7 @@ class SearchConfig:
     drnas: DrnasOptions = field(default_factory=DrnasOptions)
     nb201: NB201Options = field(default_factory=NB201Options)
     spos: SposOptions = field(default_factory=SposOptions)
+    random: RandomOptions = field(default_factory=RandomOptions)
 
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
@@ -184,6 +195,11 @@ class SearchConfig:
         _check(sp.parents <= sp.population, "spos.parents", "must be <= population")
         _check(0 <= sp.mutation_prob <= 1, "spos.mutation_prob", "must be in [0, 1]")
         _check(sp.bn_batches >= 0, "spos.bn_batches", "must be >= 0")
+        rs = self.random
+        for key in ("trials", "epochs", "layers"):
+            _check(getattr(rs, key) >= (3 if key == "layers" else 1), f"random.{key}",
+                   f"must be >= {3 if key == 'layers' else 1}, got {getattr(rs, key)}")
+        _check(rs.C >= 2 and rs.C % 2 == 0, "random.C", f"must be an even number >= 2, got {rs.C}")
         pc = self.pcdarts
         _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
         _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")

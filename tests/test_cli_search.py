@@ -164,3 +164,18 @@ def test_pcdarts_on_nb201_is_refused_by_name(tmp_path, capsys):
     assert main(["search", "--space", "nb201", "--algorithm", "pcdarts", "--out", str(tmp_path / "run")]) == 2
     assert "pcdarts does not apply to the nb201 space" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_random_search_logs_every_trial_and_keeps_the_best(tmp_path):
+    config = tmp_path / "rs.yaml"
+    config.write_text(yaml.safe_dump({"threads": 1, "data": {"batch_size": 256},
+                                      "network": {"steps": 2, "multiplier": 2},
+                                      "random": {"trials": 3, "epochs": 1, "C": 4, "layers": 3}}))
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--algorithm", "random", "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [int(r["trial"]) for r in rows] == [1, 2, 3]
+    best = max(rows, key=lambda r: float(r["val_acc"]))  # max keeps the earliest among equals
+    assert Genotype.parse((out / "genotype.txt").read_text()) == Genotype.parse(best["genotype"])
+    assert [float(r["best_val_acc"]) for r in rows] == pytest.approx(
+        [max(float(x["val_acc"]) for x in rows[:i + 1]) for i in range(3)])

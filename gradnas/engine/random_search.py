@@ -1,0 +1,101 @@
+"""``gradnas search --algorithm random``: the random-search baseline.
+
+Samples ``random.trials`` genotypes of the DARTS space uniformly (2 distinct
+inputs per node, ops other than ``none``), trains each derived network from
+scratch for ``random.epochs`` on the search's train half, scores it on the
+val half, and keeps the best (Li & Talwalkar, UAI 2019). The run folder holds
+``config.yaml``, ``trials.csv`` (one row per trial: val accuracy, best so far,
+weights, seconds, genotype) and the best genotype as ``genotype.json`` /
+``genotype.txt``. It writes no checkpoint: an interrupted random search is
+started again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..algorithms.random_search import random_search
+from ..config import SearchConfig, dump_config
+from ..data import make_loader
+from ..data.sources import load_splits
+from ..genotype import Genotype
+from ..genotype_sampling import sample_genotype
+from ..spaces.darts import NetworkCIFAR
+from .common import csv_text, evaluate, seed_everything
+from .files import prepare_run_dir, write_text
+
+TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
+
+
+def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loader, in_channels: int,
+                    num_classes: int, seed: int) -> tuple[float, int]:
+    """Validation accuracy of ``genotype``'s network after ``random.epochs`` of
+    DARTS' SGD (lr from the search config, cosine), and its weight count."""
+    seed_everything(seed)
+    net = NetworkCIFAR(genotype, C=cfg.random.C, layers=cfg.random.layers, in_channels=in_channels,
+                       num_classes=num_classes)
+    opt = cfg.optim
+    optimizer = torch.optim.SGD(net.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
+                                weight_decay=opt.weight_decay)
+    steps = cfg.random.epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=opt.weight_lr_min)
+    net.train()
+    for _ in range(cfg.random.epochs):
+        for x, y in train_loader:
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(net(x), y)
+            loss.backward()
+            if opt.grad_clip:
+                nn.utils.clip_grad_norm_(net.parameters(), opt.grad_clip)
+            optimizer.step()
+            scheduler.step()
+    _, acc = evaluate(net, val_loader)
+    return acc, sum(p.numel() for p in net.parameters())
+
+
+def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False,
+                      log: Callable[[str], None] = print) -> Genotype:
+    out = Path(out_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    d = cfg.data
+    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
+                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
+    train_loader = make_loader(splits.train, d.batch_size, shuffle=True, seed=cfg.seed)
+    val_loader = make_loader(splits.val, d.batch_size, shuffle=False, seed=cfg.seed)
+    prepare_run_dir(out, force)
+    write_text(out / "config.yaml", dump_config(cfg))
+    steps = cfg.network.steps
+    concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
+    log(f"random search: {cfg.random.trials} genotypes, each trained {cfg.random.epochs} epochs "
+        f"(C={cfg.random.C}, {cfg.random.layers} cells) on {d.name} -> {out}")
+    rows: list[dict] = []
+
+    def score(genotype: Genotype) -> float:
+        start = time.perf_counter()
+        trial = len(rows) + 1
+        acc, params = train_and_score(genotype, cfg, train_loader, val_loader, splits.in_channels,
+                                      splits.num_classes, seed=cfg.seed + trial)
+        best = max([acc] + [r["val_acc"] for r in rows])
+        rows.append({"trial": trial, "val_acc": round(acc, 6), "best_val_acc": round(best, 6),
+                     "parameters": params, "seconds": round(time.perf_counter() - start, 3),
+                     "genotype": str(genotype)})
+        write_text(out / "trials.csv", csv_text(rows, TRIAL_COLUMNS))
+        log(f"trial {trial}/{cfg.random.trials}  val_acc {acc:.4f}  best {best:.4f}  "
+            f"({rows[-1]['seconds']:.1f}s, {params:,} weights)")
+        return acc
+
+    best, best_score, _ = random_search(lambda rng: sample_genotype(rng, steps=steps, concat=concat), score,
+                                        cfg.random.trials, cfg.seed)
+    write_text(out / "genotype.json", best.to_json(indent=2) + "\n")
+    write_text(out / "genotype.txt", str(best) + "\n")
+    log(f"random search finished in {sum(r['seconds'] for r in rows):.0f}s")
+    log(f"  best val acc   {best_score:.4f}")
+    log(f"  genotype       {best}")
+    log(f"  files          {out}/: config.yaml trials.csv genotype.json genotype.txt")
+    return best
