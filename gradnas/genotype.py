@@ -149,7 +149,9 @@ class Genotype:
     def from_json(cls, text: str) -> Genotype:
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as err:
+        # ValueError: malformed JSON, or an int past Python's digit limit;
+        # RecursionError: arrays nested deeper than the decoder can follow.
+        except (ValueError, TypeError, RecursionError) as err:
             raise GenotypeError(f"invalid genotype JSON: {err}") from None
         return cls.from_dict(d)
 
@@ -218,6 +220,21 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
+# Bounds on what a text may ask the parser to build. A genotype nests three
+# levels (cell, node, edge), a few more with redundant parentheses; deeper text
+# would exhaust Python's recursion limit. A concat range indexes a cell's
+# nodes; a huge one would exhaust memory.
+_MAX_DEPTH = 16
+_MAX_RANGE = 10_000
+
+
+def _int(token: str, pos: int) -> int:
+    try:
+        return int(token)
+    except ValueError:  # past Python's limit on digits converted (4300 by default)
+        raise GenotypeError(f"at position {pos}: integer of {len(token)} digits is too long") from None
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
@@ -233,7 +250,7 @@ class _Parser:
                 raise GenotypeError(f"unexpected character {text[pos]!r} at position {pos}")
             kind, tok = m.lastgroup, m.group()
             if kind != 'skip':
-                value = tok[1:-1] if kind == 'str' else int(tok) if kind == 'int' else tok
+                value = tok[1:-1] if kind == 'str' else _int(tok, pos) if kind == 'int' else tok
                 self.tokens.append((kind, value, pos))
             pos = m.end()
         self.tokens.append(('end', '', len(text)))
@@ -286,8 +303,8 @@ class _Parser:
         cells = {k: _group_cell(fields[k], k) for k in _CELLS}
         return Genotype(cells['normal'], fields['normal_concat'], cells['reduce'], fields['reduce_concat'])
 
-    def value(self) -> Any:
-        kind, v, _ = self.peek()
+    def value(self, depth: int = 0) -> Any:
+        kind, v, pos = self.peek()
         if kind in ('str', 'int'):
             self.i += 1
             return v
@@ -299,21 +316,26 @@ class _Parser:
                 args.append(self.take('int'))
                 self.accept(',')
             self.take('punct', ')')
-            return list(range(*args))
+            r = range(*args)
+            if r.stop - r.start > _MAX_RANGE:
+                raise GenotypeError(f"at position {pos}: range of more than {_MAX_RANGE} indices")
+            return list(r)
+        if depth >= _MAX_DEPTH and self.peek()[:2] in (('punct', '['), ('punct', '(')):
+            raise GenotypeError(f"at position {pos}: lists nested more than {_MAX_DEPTH} deep")
         if self.accept('['):
-            items, _ = self.items(']')
+            items, _ = self.items(']', depth + 1)
             return items
         if self.accept('('):
-            items, comma = self.items(')')
+            items, comma = self.items(')', depth + 1)
             # "(x)" is just x in Python; "(x,)" and "()" are tuples.
             return items[0] if len(items) == 1 and not comma else items
         raise self.fail("a string, int, list, tuple or range(...)")
 
-    def items(self, close: str) -> tuple[list, bool]:
+    def items(self, close: str, depth: int) -> tuple[list, bool]:
         out: list = []
         comma = False
         while not self.accept(close):
-            out.append(self.value())
+            out.append(self.value(depth))
             comma = self.accept(',')
             if not comma:
                 self.take('punct', close)
