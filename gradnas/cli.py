@@ -1,4 +1,4 @@
-"""The ``gradnas`` command line: ``gradnas search`` runs an architecture search.
+"""The ``gradnas`` command line: search, train, plot, inspect, export.
 
 Every command has ``--help``. Bad input (an unknown config key, a run folder
 that already exists, ...) ends with one ``gradnas: error: ...`` line and exit
@@ -180,12 +180,84 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="weights and multiply-adds of a genotype's network",
+                       description="Print the weight count (without and with the auxiliary head) and the "
+                                   "multiply-adds (convolutions and linear layers, torch.utils.flop_counter, "
+                                   "MACs = FLOPs / 2) of a genotype's derived network at DARTS' evaluation "
+                                   "sizes unless overridden.")
+    p.add_argument("genotype", metavar="GENOTYPE", help="published name (e.g. DARTS_V2), genotype file or run folder")
+    p.add_argument("--network", choices=("cifar", "imagenet"), default="cifar",
+                   help="NetworkCIFAR (C=36, 20 cells, 32x32) or NetworkImageNet (C=48, 14 cells, 224x224)")
+    p.add_argument("--C", type=int, help="channels of the first cells")
+    p.add_argument("--layers", type=int, help="cells")
+    p.add_argument("--num-classes", type=int, help="classifier outputs")
+    p.add_argument("--in-channels", type=int, help="image channels")
+    p.add_argument("--image-size", type=int, help="input side in pixels")
+    p.set_defaults(func=_cmd_inspect)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .engine.train import resolve_genotype
+    from .inspect import describe_genotype
+
+    genotype = resolve_genotype(args.genotype)
+    try:
+        info = describe_genotype(genotype, args.network, C=args.C, layers=args.layers, num_classes=args.num_classes,
+                                 in_channels=args.in_channels, image_size=args.image_size)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    print(f"genotype      {genotype}")
+    print(f"network       {info['network']}: C={info['C']}, {info['layers']} cells, {info['num_classes']} classes, "
+          f"{info['in_channels']}x{info['image_size']}x{info['image_size']} input")
+    print(f"weights       {info['params']:,} ({info['params_with_auxiliary']:,} with the auxiliary head)")
+    print(f"multiply-adds {info['macs']:,}")
+    return 0
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained network for deployment (ONNX or torch.export)",
+                       description="Export the network of a `gradnas train` run folder, in eval mode, as ONNX "
+                                   "(torch.onnx, checked against onnxruntime) or as a torch.export program (.pt2). "
+                                   "The batch dimension is dynamic.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a gradnas train run folder")
+    p.add_argument("--format", choices=("onnx", "pt2"), default="onnx", help="output format (default: onnx)")
+    p.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/model.onnx or model.pt2)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .engine.train import load_trained
+    import torch
+
+    from .export import ExportError, export_onnx, export_pt2, max_abs_difference_onnx
+
+    model, cfg = load_trained(args.run_dir)
+    image_size = 8 if cfg.data.name == "digits" else 32
+    example = torch.zeros(1, model.stem_conv[0].in_channels, image_size, image_size)
+    out = Path(args.out or Path(args.run_dir) / f"model.{args.format}")
+    try:
+        if args.format == "onnx":
+            opset = export_onnx(model, example, out)
+            x = torch.randn(4, *example.shape[1:])
+            print(f"wrote {out} (ONNX opset {opset}); max abs difference to PyTorch on a random batch: "
+                  f"{max_abs_difference_onnx(out, model, x):.2e}")
+        else:
+            export_pt2(model, example, out)
+            print(f"wrote {out} (torch.export program; load with torch.export.load)")
+    except ExportError as err:
+        raise ConfigError(str(err)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradnas", description="Differentiable neural architecture search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _search_parser(sub)
     _train_parser(sub)
     _plot_parser(sub)
+    _inspect_parser(sub)
+    _export_parser(sub)
     return parser
 
 

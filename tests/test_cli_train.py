@@ -105,3 +105,32 @@ def test_resume_continues_bit_identically(tmp_path, trained):
     resumed = torch.load(out / "checkpoint.pt", weights_only=True)
     for key, value in final["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_search_then_train_then_export_end_to_end(tmp_path, capsys):
+    search = {"epochs": 1, "threads": 1, "plots": False, "data": {"batch_size": 512},
+              "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
+    run = tmp_path / "search"
+    assert main(["search", "--config", str(write(tmp_path / "s.yaml", search)), "--out", str(run), "--no-progress",
+                 "--then-train", "--train-config", str(write(tmp_path / "t.yaml", {**TINY, "epochs": 1}))]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run / "train"), "--format", "onnx"]) == 0
+    printed = capsys.readouterr().out
+    difference = float(printed.rsplit(":", 1)[1])
+    assert (run / "train" / "model.onnx").stat().st_size > 0 and difference <= 1e-4
+    assert main(["export", str(run / "train"), "--format", "pt2"]) == 0
+    program = torch.export.load(run / "train" / "model.pt2")
+    model, _ = load_trained(run / "train")
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(program.module()(x), model(x), atol=1e-5)
+
+
+def test_export_of_a_folder_that_is_not_a_train_run_names_it(tmp_path, capsys):
+    assert main(["export", str(tmp_path)]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def test_inspect_prints_darts_v2_published_size(capsys):
+    assert main(["inspect", "DARTS_V2"]) == 0
+    out = capsys.readouterr().out
+    assert "3,349,342 (3,825,768 with the auxiliary head)" in out  # DARTS: 3.3M; mmrazor: 3.83M with the head
