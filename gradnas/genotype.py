@@ -389,6 +389,22 @@ PC_DARTS_IMAGENET = Genotype.from_flat(
      ('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('dil_conv_5x5', 4)], range(2, 6),
     [('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_5x5', 2), ('max_pool_3x3', 1),
      ('sep_conv_3x3', 2), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 3)], range(2, 6))
+# GDAS (Dong & Yang, CVPR 2019), the CIFAR cell of the paper ("GDAS_V1": 3.36M
+# weights in DARTS' CIFAR network): D-X-Y/AutoDL-Projects
+# lib/nas_infer_model/DXYs/genotypes.py, which lists each node's two edges in
+# this order (the GDAS release's genotypes.py gives the same edges with weights).
+GDAS_V1 = Genotype.from_flat(
+    [('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), ('sep_conv_5x5', 2),
+     ('sep_conv_3x3', 3), ('skip_connect', 0), ('sep_conv_5x5', 4), ('sep_conv_3x3', 3)], range(2, 6),
+    [('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 2), ('sep_conv_5x5', 1),
+     ('dil_conv_5x5', 2), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_5x5', 1)], range(2, 6))
+# DrNAS (Chen et al., ICLR 2021), the CIFAR-10 cell: xiangning-chen/DrNAS
+# (DARTS space) genotypes.py ("DrNAS_cifar10").
+DRNAS_CIFAR10 = Genotype.from_flat(
+    [('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2),
+     ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2), ('dil_conv_5x5', 3)], range(2, 6),
+    [('max_pool_3x3', 0), ('sep_conv_5x5', 1), ('dil_conv_5x5', 2), ('sep_conv_5x5', 1),
+     ('sep_conv_5x5', 1), ('dil_conv_5x5', 3), ('skip_connect', 4), ('sep_conv_5x5', 1)], range(2, 6))
 
 PUBLISHED: dict[str, Genotype] = {
     'DARTS': DARTS_V2,
@@ -396,6 +412,8 @@ PUBLISHED: dict[str, Genotype] = {
     'DARTS_V2': DARTS_V2,
     'PC_DARTS': PC_DARTS,
     'PC_DARTS_IMAGENET': PC_DARTS_IMAGENET,
+    'GDAS_V1': GDAS_V1,
+    'DRNAS_CIFAR10': DRNAS_CIFAR10,
 }
 
 
