@@ -10,15 +10,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
-from .config import (ALGORITHMS, DATASETS, SPACES, ConfigError, SearchConfig, TrainConfig, config_from_dict, config_to_dict,
-                     load_config)
+from .config import (
+    ALGORITHMS,
+    DATASETS,
+    SPACES,
+    ConfigError,
+    SearchConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from .data.cifar import DataError
 from .engine.errors import NonFiniteError
 from .engine.files import RunDirError
 from .engine.interrupt import Interrupted
-from .data.cifar import DataError
 from .genotype import GenotypeError
 
 
@@ -227,9 +236,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .engine.train import load_trained
     import torch
 
+    from .engine.train import load_trained
     from .export import ExportError, export_onnx, export_pt2, max_abs_difference_onnx
 
     model, cfg = load_trained(args.run_dir)

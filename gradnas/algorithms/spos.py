@@ -29,7 +29,12 @@ from ..genotype import Genotype
 from ..mutables import OneShotOP
 from ..mutables.one_shot_edge import OneShotEdge
 from ..mutators.one_shot_mutator import OneShotMutator, Subnet
-from ..spaces.darts.search_network import CELL_TYPES, DartsSearchNetwork, edge_space_id, op_space_id
+from ..spaces.darts.search_network import (
+    CELL_TYPES,
+    DartsSearchNetwork,
+    edge_space_id,
+    op_space_id,
+)
 from .base import accuracy, optimizer_params
 
 Batch = tuple[torch.Tensor, torch.Tensor]

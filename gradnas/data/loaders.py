@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import torch
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 

@@ -11,7 +11,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from .cifar import load_cifar
 from .digits import load_digits_splits
 from .loaders import split_dataset
-from .transforms import Compose, Transform, cutout as cutout_transform, random_crop
+from .transforms import Compose, Transform, random_crop
+from .transforms import cutout as cutout_transform
 
 
 class TransformedDataset(Dataset):

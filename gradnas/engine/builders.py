@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from ..algorithms import Darts, DrNas, Gdas, PCDarts, Snas
+from ..algorithms.spos import Spos, spos_supernet
 from ..config import SearchConfig
 from ..mutables import DifferentiableOP, DirichletOP, GumbelOP
-from ..algorithms.spos import Spos, spos_supernet
 from ..mutators import DartsMutator, DiffMutator, OneShotMutator, SnasMutator
 from ..spaces.darts import DartsSearchNetwork
 from ..spaces.nb201 import NB201SearchNetwork

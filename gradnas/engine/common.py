@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-
 from tqdm import tqdm
 
 from .errors import NonFiniteError
@@ -26,6 +25,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def flush_denormals() -> None:
+    """Treat subnormal floats as zero on the CPU.
+
+    Once a network fits its training data, gradients and some activations
+    shrink into the subnormal range, where x86 arithmetic is up to 100x
+    slower: a digits retraining went from 1 s to over 30 s per epoch after
+    reaching 100% training accuracy. Flushing them costs no accuracy.
+    """
+    torch.set_flush_denormal(True)
 
 
 @torch.no_grad()

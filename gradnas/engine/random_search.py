@@ -26,7 +26,7 @@ from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..genotype_sampling import sample_genotype
 from ..spaces.darts import NetworkCIFAR
-from .common import csv_text, evaluate, seed_everything
+from .common import csv_text, evaluate, flush_denormals, seed_everything
 from .files import prepare_run_dir, write_text
 
 TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
@@ -61,6 +61,7 @@ def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loa
 def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False,
                       log: Callable[[str], None] = print) -> Genotype:
     out = Path(out_dir)
+    flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     d = cfg.data

@@ -28,19 +28,36 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import SearchConfig, TrainConfig, config_from_dict, config_to_dict, dump_config
+from ..algorithms.spos import evolution_search, path_accuracy
+from ..config import (
+    SearchConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+)
 from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..genotype import Genotype
+from ..genotype_sampling import crossover_genotypes, mutate_genotype, sample_genotype
 from ..mutators import DiffMutator
 from ..plots import collapse_warning, plot_curves, plot_genotype, plot_run
 from ..spaces.darts import NetworkCIFAR
 from ..spaces.nb201 import NB201Arch, NB201Network
-from ..algorithms.spos import evolution_search, path_accuracy
-from ..genotype_sampling import crossover_genotypes, mutate_genotype, sample_genotype
 from .builders import build_search_parts, derive
-from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
-                     load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
+from .common import (
+    Progress,
+    check_finite,
+    check_finite_weights,
+    check_thread_count,
+    csv_text,
+    evaluate,
+    flush_denormals,
+    load_latest_checkpoint,
+    run_epoch_steps,
+    seed_everything,
+    stop_after_epoch,
+)
 from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
@@ -204,6 +221,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     if resume:
         state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
         cfg = config_from_dict(state["config"])
+    flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     setup = build_search(cfg)  # bad data fails here, before the run folder is touched

@@ -26,13 +26,30 @@ import torch
 from torch import nn
 
 from ..algorithms.base import accuracy
-from ..config import TrainConfig, config_from_dict, config_to_dict, dump_config, load_config
+from ..config import (
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
 from ..data import make_loader
 from ..data.sources import load_splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
-from .common import (Progress, check_finite, check_finite_weights, check_thread_count, csv_text, evaluate,
-                     load_latest_checkpoint, run_epoch_steps, seed_everything, stop_after_epoch)
+from .common import (
+    Progress,
+    check_finite,
+    check_finite_weights,
+    check_thread_count,
+    csv_text,
+    evaluate,
+    flush_denormals,
+    load_latest_checkpoint,
+    run_epoch_steps,
+    seed_everything,
+    stop_after_epoch,
+)
 from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
@@ -138,6 +155,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
     if resume:
         state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
         cfg = config_from_dict(state["config"], TrainConfig)
+    flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     setup = build_train(cfg)  # a bad genotype or data fails here, before the run folder is touched
