@@ -7,6 +7,7 @@ from .ops import OPS, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, buil
 from .search_network import (DartsSearchNetwork, edge_space_id, op_space_id, reduction_layers, search_cell,
                              subnet_to_genotype)
 
-__all__ = ["NetworkCIFAR", "NetworkImageNet", "DropPath", "drop_path_schedule", "OPS", "build_op", "ReLUConvBN", "DilConv", "SepConv", "Zero", "FactorizedReduce", "Cell", "preprocess",
+__all__ = ["NetworkCIFAR", "NetworkImageNet", "DropPath", "drop_path_schedule", "OPS", "build_op", "ReLUConvBN",
+           "DilConv", "SepConv", "Zero", "FactorizedReduce", "Cell", "preprocess",
            "DartsSearchNetwork", "search_cell", "reduction_layers", "edge_space_id", "op_space_id",
            "subnet_to_genotype"]
