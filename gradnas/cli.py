@@ -52,13 +52,16 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
                    help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
                         "or --train-config")
     p.add_argument("--train-config", metavar="FILE.yaml", help="train config for --then-train")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also log scalars and alpha histograms to RUN_DIR/tensorboard (needs tensorboard)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_search)
 
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(args.config) if args.config else SearchConfig()
-    return _override(cfg, {("algorithm",): args.algorithm, ("space",): args.space, ("epochs",): args.epochs, ("seed",): args.seed,
+    return _override(cfg, {("algorithm",): args.algorithm, ("space",): args.space, ("epochs",): args.epochs,
+                           ("tensorboard",): args.tensorboard, ("seed",): args.seed,
                            ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
                            ("data", "batch_size"): args.batch_size}, SearchConfig)
 
@@ -68,6 +71,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     if args.resume:
         _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--space": args.space,
+                                   "--tensorboard": args.tensorboard,
                                    "--data": args.data,
                                    "--data-dir": args.data_dir, "--epochs": args.epochs,
                                    "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,

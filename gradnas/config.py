@@ -145,6 +145,7 @@ class SearchConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
     plots: bool = True  # draw alphas, cells and curves into the run folder at the end (gradnas plot)
     plot_every: int = 0  # also draw them every N epochs; 0: only at the end
+    tensorboard: bool = False  # also log scalars and alpha histograms to RUN_DIR/tensorboard
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

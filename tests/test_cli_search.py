@@ -179,3 +179,17 @@ def test_random_search_logs_every_trial_and_keeps_the_best(tmp_path):
     assert Genotype.parse((out / "genotype.txt").read_text()) == Genotype.parse(best["genotype"])
     assert [float(r["best_val_acc"]) for r in rows] == pytest.approx(
         [max(float(x["val_acc"]) for x in rows[:i + 1]) for i in range(3)])
+
+
+def test_tensorboard_logs_step_and_epoch_scalars_and_alpha_histograms(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "plots": False}))
+    out = tmp_path / "run"
+    assert main(["search", "--config", str(config), "--out", str(out), "--tensorboard", "--no-progress"]) == 0
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0}).Reload()
+    steps = [e.step for e in events.Scalars("step/train_loss")]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 2 * 3  # 2 epochs x 3 steps
+    assert [e.step for e in events.Scalars("epoch/val_acc")] == [1, 2]
+    assert "alphas/normal_node0_input0" in events.Tags()["histograms"]

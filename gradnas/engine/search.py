@@ -62,6 +62,7 @@ from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
 from .summary import decisiveness
+from .tensorboard import TensorboardLog
 
 CHECKPOINT_FORMAT = "gradnas-search-1"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "weight_lr", "tau", "seconds")
@@ -163,13 +164,17 @@ def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> No
 
 
 def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, progress: bool,
-                   log: Callable[[str], None], space_choices: dict, stop: StopRequest) -> None:
+                   log: Callable[[str], None], space_choices: dict, stop: StopRequest,
+                   board: TensorboardLog | None) -> None:
     """Epochs from ``run``'s position to the end, checkpointing as configured."""
     resume_hint = f"gradnas search --resume {out}"
     alphas = getattr(setup.mutator, "arch_params", {})  # SPOS has none
+    steps_per_epoch = len(setup.train_loader)
 
     def check(metrics):
         check_finite(metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items()))
+        if board is not None:
+            board.step(metrics, run.epoch * steps_per_epoch + run.step)
 
     while run.epoch < cfg.epochs:
         epoch = run.epoch
@@ -191,6 +196,8 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
                "tau": setup.algorithm.state_dict().get("tau", ""),  # Gumbel methods' temperature
                "seconds": round(time.perf_counter() - start, 3)}
         run.history.append(row)
+        if board is not None:
+            board.epoch(row, dict(alphas), epoch + 1)
         run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
@@ -239,8 +246,13 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     log(f"search: {cfg.algorithm} on {cfg.data.name}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
         f"{sum(a.numel() for a in alphas.values())} alphas -> {out}")
-    with StopRequest() as stop:
-        _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop)
+    board = TensorboardLog(out) if cfg.tensorboard else None
+    try:
+        with StopRequest() as stop:
+            _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop, board)
+    finally:
+        if board is not None:
+            board.close()
     genotype = derive(setup.supernet, setup.mutator)
     if genotype is None:  # SPOS: the architecture is the path the evolution scores best
         genotype = spos_evolution(setup, cfg, log)
