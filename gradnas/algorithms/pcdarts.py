@@ -68,16 +68,8 @@ class PCDarts(Darts):
         """A weight step during warm-up; a first-order DARTS step afterwards."""
         if not self.in_warmup:
             return super().step(train_batch, val_batch)
-        self.supernet.train()
-        x_train, y_train = train_batch
-        self.weight_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x_train)
-        loss = self.criterion(logits, y_train)
-        loss.backward(inputs=self.weights)
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
-        self.weight_optimizer.step()
-        return {"train_loss": loss.item(), "train_acc": accuracy(logits, y_train).item()}
+        logits, loss = self.weight_step(train_batch)
+        return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item()}
 
     # -- schedule ------------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
