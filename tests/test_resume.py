@@ -1,6 +1,7 @@
 """Exact resume after SIGKILL, checkpoint fallback, and the NaN guard."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -79,12 +80,16 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, uninterrupted, kill_aft
     assert (run_dir / "alphas.json").read_text() == (uninterrupted / "alphas.json").read_text()
 
 
-def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted, capsys):
+@pytest.mark.parametrize("damage", ["truncate", "random_bytes"])
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted, capsys, damage):
     config = write_config(tmp_path / "tiny.yaml", epochs=1)
     run_dir = tmp_path / "run"
     assert main(["search", "--config", str(config), "--out", str(run_dir), "--no-progress"]) == 0
     data = (run_dir / "checkpoint.pt").read_bytes()
-    (run_dir / "checkpoint.pt").write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
+    if damage == "truncate":  # as by a full disk
+        (run_dir / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    else:  # the same size, overwritten with noise
+        (run_dir / "checkpoint.pt").write_bytes(random.Random(0).randbytes(len(data)))
     assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "checkpoint.pt" in out and "corrupt" in out and "previous checkpoint" in out
