@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .differentiable_op import DifferentiableOP
+from .differentiable_op import DifferentiableOP, weighted_sum
 from .gumbel import check_temperature, gumbel_noise, gumbel_weights
 
 
@@ -17,6 +17,8 @@ class GumbelOP(DifferentiableOP):
     With ``hard=True`` only the sampled choice is computed and the output is
     the GDAS estimator ``h_k * o_k(x)`` (see :mod:`gradnas.mutables.gumbel`).
     With ``hard=False`` every choice is computed and weighed by the soft sample.
+    Either way the sum is :func:`~gradnas.mutables.differentiable_op.weighted_sum`
+    (choices that output zeros skipped unless sampled alone).
     ``set_temperature`` changes ``tau`` for the next forward.
     """
 
@@ -44,7 +46,4 @@ class GumbelOP(DifferentiableOP):
             return self._sum_chosen([x] * len(self.full_choice_names))
         weights, indices = gumbel_weights(alpha, self.gumbel_noise(alpha), self.tau, self.hard,
                                           self.num_chosen)
-        ops = self.choice_modules
-        if indices is None:
-            indices = range(len(ops))
-        return sum(weights[i] * ops[i](x) for i in indices)
+        return weighted_sum(self.choice_modules, weights, x, indices)

@@ -15,7 +15,30 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .ops import FactorizedReduce, ReLUConvBN
+from .ops import FactorizedReduce, ReLUConvBN, sharing_input_work
+
+
+class DenseGradient(torch.autograd.Function):
+    """The identity, whose backward lays its gradient out densely in the forward
+    tensor's memory format.
+
+    The backward of ``torch.cat`` hands each input a slice of the output's
+    gradient, which is dense in neither layout; a cell's last node receives
+    only that, and adding it to dense gradients of other uses gives a
+    channels-first sum. PyTorch's CPU BatchNorm backward (the last op of
+    every candidate op) is several times slower on such gradients than on
+    dense channels-last ones, so the cell densifies them once, here.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        ctx.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=ctx.memory_format)
 
 
 def preprocess(C_prev_prev: int, C_prev: int, C: int, reduction_prev: bool,
@@ -56,6 +79,9 @@ class Cell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for edge, inputs in zip(self.nodes, self.node_inputs):
-            states.append(edge([states[j] for j in inputs]))
-        return torch.cat([states[i] for i in self.concat], dim=1)
+        # Every edge leaving a state applies the same parameter-free ReLU and
+        # pools to it: compute those once per state (see ops.sharing_input_work).
+        with sharing_input_work():
+            for edge, inputs in zip(self.nodes, self.node_inputs):
+                states.append(edge([states[j] for j in inputs]))
+        return torch.cat([DenseGradient.apply(states[i]) for i in self.concat], dim=1)

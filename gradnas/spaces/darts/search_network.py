@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ...genotype import PRIMITIVES, Genotype
 from ...mutables import DifferentiableEdge, DifferentiableOP, MutableModule
@@ -81,13 +84,28 @@ class DartsSearchNetwork(nn.Module):
             edge's channels (see :mod:`.partial_channel`); 1 is plain DARTS.
             PC-DARTS is ``partial_channels=4, edge_alpha=True`` (Xu et al.,
             ICLR 2020, K = 4 on CIFAR-10). ``C`` must be a multiple of it.
+        memory_efficient: keep only each cell's inputs during the forward and
+            recompute the cell's activations in the backward (activation
+            checkpointing per cell): much less memory for one more forward.
+            Outputs, gradients and BatchNorm running statistics are those of
+            the default mode (the recomputation does not update the
+            statistics a second time).
+        channels_last: run the network on channels-last tensors; ``None``
+            (default) does so for CPU inputs, where PyTorch's pooling,
+            depthwise and pointwise convolution kernels are several times
+            faster in that layout. The values computed are the same.
     """
 
     def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
                  in_channels: int = 3, num_classes: int = 10, primitives: Sequence[str] = PRIMITIVES,
                  op_mutable: OpMutableFactory = DifferentiableOP, edge_alpha: bool = False,
-                 partial_channels: int = 1) -> None:
+                 partial_channels: int = 1, memory_efficient: bool = False,
+                 channels_last: bool | None = None) -> None:
         super().__init__()
+        if not isinstance(memory_efficient, bool):
+            raise ValueError(f"memory_efficient must be a bool, got {memory_efficient!r}")
+        if channels_last is not None and not isinstance(channels_last, bool):
+            raise ValueError(f"channels_last must be a bool or None, got {channels_last!r}")
         if isinstance(partial_channels, bool) or not isinstance(partial_channels, int) or partial_channels < 1:
             raise ValueError(f"partial_channels must be an int >= 1, got {partial_channels!r}")
         if C % partial_channels:
@@ -98,6 +116,7 @@ class DartsSearchNetwork(nn.Module):
             # Fewer than 3 cells leave no normal cell (reductions sit at 1/3 and 2/3 of the depth).
             raise ValueError(f"need layers >= 3 and an even C >= 2, got layers={layers}, C={C}")
         self.steps, self.multiplier = steps, multiplier
+        self.memory_efficient, self.channels_last = memory_efficient, channels_last
         self.primitives = tuple(primitives)
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
@@ -118,9 +137,16 @@ class DartsSearchNetwork(nn.Module):
         self.classifier = nn.Linear(C_prev, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last or (self.channels_last is None and x.device.type == "cpu"):
+            x = x.contiguous(memory_format=torch.channels_last)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1)
+            if self.memory_efficient and torch.is_grad_enabled():
+                s1_next = checkpoint(cell, s0, s1, use_reentrant=False,
+                                     context_fn=functools.partial(_recompute_context, cell))
+            else:
+                s1_next = cell(s0, s1)
+            s0, s1 = s1, s1_next
         out = self.global_pooling(s1)  # (N, C_prev, 1, 1)
         return self.classifier(out.flatten(1))
 
@@ -133,6 +159,43 @@ class DartsSearchNetwork(nn.Module):
         (``SnasMutator``) drops every edge whose strongest op is ``none``.
         """
         return subnet_to_genotype(subnet, self.steps, self.multiplier)
+
+
+class FrozenRunningStats:
+    """Within ``with FrozenRunningStats(module):`` the BatchNorms in ``module``
+    normalise as usual but leave their running statistics and batch counters
+    as they were.
+
+    Each BatchNorm runs with momentum 0, so its update ``(1 - 0) * running +
+    0 * batch`` keeps the statistics bit for bit (the call is otherwise
+    unchanged, which activation checkpointing requires: the recomputation
+    must save the same tensors as the forward did), and its
+    ``num_batches_tracked`` is put back on exit. The object may be entered
+    again, as a double backward recomputes a checkpointed cell more than once.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.batchnorms = [m for m in module.modules()
+                           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        self.saved: list[list] = []
+
+    def __enter__(self) -> None:
+        self.saved.append([(bn.momentum, None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone())
+                           for bn in self.batchnorms])
+        for bn in self.batchnorms:
+            bn.momentum = 0.0
+
+    def __exit__(self, *exc_info) -> None:
+        for bn, (momentum, count) in zip(self.batchnorms, self.saved.pop()):
+            bn.momentum = momentum
+            if count is not None:
+                bn.num_batches_tracked.copy_(count)
+
+
+def _recompute_context(cell: nn.Module) -> tuple[contextlib.AbstractContextManager, FrozenRunningStats]:
+    """``checkpoint``'s (forward, recomputation) contexts: the forward updates
+    the BatchNorm statistics once, the recomputations in the backward do not."""
+    return contextlib.nullcontext(), FrozenRunningStats(cell)
 
 
 def subnet_to_genotype(subnet: Mapping[str, Mapping[str, Sequence[str]]], steps: int, multiplier: int) -> Genotype:
