@@ -8,6 +8,7 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from .config import (
     ALGORITHMS,
     DATASETS,
+    DEVICES,
     SPACES,
     ConfigError,
     SearchConfig,
@@ -52,6 +54,9 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
                    help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
                         "or --train-config")
     p.add_argument("--train-config", metavar="FILE.yaml", help="train config for --then-train")
+    p.add_argument("--device", choices=DEVICES, help="auto (a GPU when there is one), cpu or cuda (default: auto)")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun on GPUs: BatchNorm statistics over the global batch")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="also log scalars and alpha histograms to RUN_DIR/tensorboard (needs tensorboard)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
@@ -61,7 +66,8 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(args.config) if args.config else SearchConfig()
     return _override(cfg, {("algorithm",): args.algorithm, ("space",): args.space, ("epochs",): args.epochs,
-                           ("tensorboard",): args.tensorboard, ("seed",): args.seed,
+                           ("tensorboard",): args.tensorboard, ("seed",): args.seed, ("device",): args.device,
+                           ("sync_bn",): args.sync_bn,
                            ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
                            ("data", "batch_size"): args.batch_size}, SearchConfig)
 
@@ -71,7 +77,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     if args.resume:
         _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--space": args.space,
-                                   "--tensorboard": args.tensorboard,
+                                   "--tensorboard": args.tensorboard, "--device": args.device,
+                                   "--sync-bn": args.sync_bn,
                                    "--data": args.data,
                                    "--data-dir": args.data_dir, "--epochs": args.epochs,
                                    "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
@@ -83,7 +90,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.then_train or args.train_config:
         # Checked before the search starts, so a bad train config costs no search time.
         train_cfg = load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
-    out = args.out or time.strftime("runs/search-%Y%m%d-%H%M%S")
+    out = args.out or default_out("search")
     if cfg.algorithm == "random":
         from .engine.random_search import run_random_search
 
@@ -114,6 +121,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted training run")
+    p.add_argument("--device", choices=DEVICES, help="auto (a GPU when there is one), cpu or cuda (default: auto)")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun on GPUs: BatchNorm statistics over the global batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_train)
 
@@ -142,6 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         _reject_with_resume(args, {"--genotype": args.genotype, "--config": args.config, "--data": args.data,
+                                   "--device": args.device, "--sync-bn": args.sync_bn,
                                    "--data-dir": args.data_dir, "--epochs": args.epochs,
                                    "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
                                    "--force": args.force})
@@ -149,11 +160,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     cfg = load_config(args.config, TrainConfig) if args.config else TrainConfig()
     cfg = _override(cfg, {("genotype",): args.genotype, ("epochs",): args.epochs, ("seed",): args.seed,
+                          ("device",): args.device, ("sync_bn",): args.sync_bn,
                           ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
                           ("data", "batch_size"): args.batch_size}, TrainConfig)
-    out = args.out or time.strftime("runs/train-%Y%m%d-%H%M%S")
+    out = args.out or default_out("train")
     run_train(cfg, out, force=args.force, progress=not args.no_progress)
     return 0
+
+
+def default_out(kind: str) -> str:
+    """``runs/<kind>-<time>``; under torchrun the ranks could read different
+    clocks, so there the run folder must be named."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("under torchrun, name the run folder with --out (each process must use the same one)")
+    return time.strftime(f"runs/{kind}-%Y%m%d-%H%M%S")
 
 
 def _plot_parser(sub: argparse._SubParsersAction) -> None:
@@ -288,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if "torch.distributed" in sys.modules:  # leave torchrun's process group, if this run joined one
+            from .parallel import finish
+
+            finish()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gradnas.config import ConfigError, SearchConfig, config_from_dict, dump_config, load_config
+from gradnas.config import ConfigError, SearchConfig, TrainConfig, config_from_dict, dump_config, load_config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -101,3 +101,11 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
     assert sum(p.numel() for p in net.parameters()) == 3_825_768
     search = load_config(root / "search_cifar10.yaml")
     assert (search.epochs, search.data.batch_size, search.network.C, search.network.layers) == (50, 64, 16, 8)
+
+
+def test_a_partial_section_keeps_the_defaults_of_its_config():
+    # TrainConfig's data section augments by default; DataConfig() alone does not.
+    cfg = config_from_dict({"data": {"cutout": 3}}, TrainConfig)
+    assert cfg.data.cutout == 3
+    assert cfg.data.augment == TrainConfig().data.augment is True
+    assert cfg.data.batch_size == TrainConfig().data.batch_size

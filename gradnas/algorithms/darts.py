@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..mutators import DiffMutator
+from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -87,6 +88,8 @@ class Darts:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
+        self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
+        self.replicas = SINGLE_PROCESS  # averages the gradients DDP does not see (gradnas.algorithms.base)
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on ``train_batch``.
@@ -114,6 +117,7 @@ class Darts:
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
             val_loss.backward(inputs=self.alphas)
+            self.replicas.average_grads_(self.alphas)
         self.arch_optimizer.step()
         return val_logits.detach(), val_loss.detach()
 
@@ -123,7 +127,7 @@ class Darts:
         self.supernet.train()
         x_train, y_train = train_batch
         self.weight_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x_train)
+        logits = self.model(x_train)
         loss = self.criterion(logits, y_train)
         loss.backward(inputs=self.weights)
         if self.grad_clip is not None:
@@ -138,7 +142,7 @@ class Darts:
         weights, alphas = self.weights, self.alphas
         # 1. The virtual step w' = w - xi * d, on the training batch at w.
         train_loss = self.criterion(self.supernet(x_train), y_train)
-        xis, directions = self._virtual_step(grads_or_zeros(train_loss, weights))
+        xis, directions = self._virtual_step(self._grads(train_loss, weights))
         saved_weights = [w.detach().clone() for w in weights]
         saved_buffers = [b.detach().clone() for b in self.supernet.buffers()]
         try:
@@ -148,7 +152,7 @@ class Darts:
             # 2. The validation loss at w': its gradients w.r.t. alpha and v = w.r.t. w'.
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
-            grads = grads_or_zeros(val_loss, alphas + weights)
+            grads = self._grads(val_loss, alphas + weights)
             grad_alpha, v = grads[:len(alphas)], grads[len(alphas):]
             # 3. The mixed Hessian term at w, sum_i xi_i * grad^2_{alpha, w_i} L_train(w) . v_i.
             set_weights(weights, saved_weights)
@@ -193,9 +197,9 @@ class Darts:
             return [torch.zeros_like(a) for a in self.alphas]
         eps = 0.01 / norm
         set_weights(self.weights, [w + eps * u for w, u in zip(w0, xi_v)])
-        g_plus = grads_or_zeros(self.criterion(self.supernet(x), y), self.alphas)
+        g_plus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
         set_weights(self.weights, [w - eps * u for w, u in zip(w0, xi_v)])
-        g_minus = grads_or_zeros(self.criterion(self.supernet(x), y), self.alphas)
+        g_minus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
         return [(gp - gm) / (2 * eps) for gp, gm in zip(g_plus, g_minus)]
 
     def _exact_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -205,7 +209,15 @@ class Darts:
         dot = sum(((g * u).sum() for g, u in zip(grads, xi_v) if g is not None), loss.new_zeros(()))
         if not dot.requires_grad:  # no weight gradient depends on alpha
             return [torch.zeros_like(a) for a in self.alphas]
-        return grads_or_zeros(dot, self.alphas)
+        return self._grads(dot, self.alphas)
+
+    def _grads(self, loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``d loss / d params`` averaged over the data-parallel ranks: every
+        gradient of the unrolled step is a mean over the global batch, so all
+        ranks compute the same w', v, eps and Hessian term."""
+        grads = grads_or_zeros(loss, params)
+        self.replicas.average_(grads)
+        return grads
 
     # -- schedules -----------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:

@@ -33,6 +33,7 @@ from torch.distributions import Dirichlet, kl_divergence
 
 from ..mutables.dirichlet_op import DirichletOP, dirichlet_concentration
 from ..mutators import DiffMutator
+from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -86,6 +87,8 @@ class DrNas:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
+        self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
+        self.replicas = SINGLE_PROCESS  # averages the alpha gradients (gradnas.algorithms.base)
         self.dirichlet_decisions = [space_id for space_id, members in mutator.search_spaces.items()
                                     if isinstance(members[0], DirichletOP) and space_id in mutator.arch_params]
         if not self.dirichlet_decisions:
@@ -113,10 +116,11 @@ class DrNas:
             arch_loss = val_loss + self.kl_weight * kl
             metrics["kl"] = kl.item()
         arch_loss.backward(inputs=self.alphas)
+        self.replicas.average_grads_(self.alphas)
         self.arch_optimizer.step()
 
         self.weight_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x_train)
+        logits = self.model(x_train)
         loss = self.criterion(logits, y_train)
         loss.backward(inputs=self.weights)
         if self.grad_clip is not None:

@@ -36,6 +36,7 @@ from torch import nn
 
 from ..mutables import DifferentiableEdge, GumbelOP
 from ..mutators import DiffMutator
+from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -103,6 +104,8 @@ class Snas:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
+        self.model: nn.Module = supernet  # the forward; a DDP wrapper under torchrun
+        self.replicas = SINGLE_PROCESS  # averages the alpha gradients (gradnas.algorithms.base)
         self.op_decisions = self._op_decisions()
         self.costs = self._cost_table(resource_costs)
         self.epoch = 0
@@ -166,7 +169,7 @@ class Snas:
         x, y = train_batch
         self.weight_optimizer.zero_grad(set_to_none=True)
         self.arch_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x)
+        logits = self.model(x)
         loss = self.criterion(logits, y)
         total = loss
         metrics = {}
@@ -175,6 +178,7 @@ class Snas:
             total = loss + self.resource_penalty * cost
             metrics["expected_cost"] = cost.item()
         total.backward(inputs=self.weights + self.alphas)
+        self.replicas.average_grads_(self.alphas)
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
         self.weight_optimizer.step()

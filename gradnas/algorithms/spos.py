@@ -29,6 +29,7 @@ from ..genotype import Genotype
 from ..mutables import OneShotOP
 from ..mutables.one_shot_edge import OneShotEdge
 from ..mutators.one_shot_mutator import OneShotMutator, Subnet
+from ..parallel import SINGLE_PROCESS
 from ..spaces.darts.search_network import (
     CELL_TYPES,
     DartsSearchNetwork,
@@ -117,6 +118,8 @@ class Spos:
         self.grad_clip = grad_clip
         self.generator = generator
         self.weights = optimizer_params(weight_optimizer)
+        self.model: nn.Module = supernet  # the forward; a DDP wrapper under torchrun
+        self.replicas = SINGLE_PROCESS  # unused: SPOS has no gradient outside the wrapped supernet
 
     def sample_path(self) -> Subnet:
         """Draw a uniform path, set it on the supernet and return it."""
@@ -134,7 +137,7 @@ class Spos:
         self.supernet.train()
         x, y = train_batch
         self.weight_optimizer.zero_grad(set_to_none=True)
-        logits = self.supernet(x)
+        logits = self.model(x)
         loss = self.criterion(logits, y)
         loss.backward(inputs=self.weights)
         if self.grad_clip is not None:

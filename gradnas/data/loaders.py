@@ -17,13 +17,26 @@ class EpochBatchSampler(Sampler[list[int]]):
     run resumed from a checkpoint can set ``epoch`` and ``start_batch`` and
     continue at exactly the sample where it stopped; no generator state has
     to be saved.
+
+    Data-parallel (``world_size`` > 1): every rank computes the same order
+    and cuts it into global batches of ``batch_size * world_size``; rank
+    ``r`` takes the ``r``-th equal part of each. So N ranks with batch b
+    see exactly the samples one process with batch N*b sees. A last global
+    batch that does not split evenly is cut to a multiple of ``world_size``
+    (at most ``world_size - 1`` samples an epoch left out): equal shares
+    keep the ranks' random draws (augmentation, architecture samples) in
+    step.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False) -> None:
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in 0..world_size - 1, got rank {rank} of {world_size}")
         self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
         self.seed, self.drop_last = seed, drop_last
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0  # the epoch the next iter() yields
         self.start_batch = 0  # batches of that epoch to skip (resume mid-epoch)
 
@@ -36,16 +49,19 @@ class EpochBatchSampler(Sampler[list[int]]):
         return torch.randperm(self.size, generator=generator).tolist()
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.size // self.batch_size
-        return (self.size + self.batch_size - 1) // self.batch_size
+        global_batch = self.batch_size * self.world_size
+        full, rest = divmod(self.size, global_batch)
+        return full + (0 if self.drop_last else int(rest >= self.world_size))
 
     def __iter__(self) -> Iterator[list[int]]:
         epoch, start = self.epoch, self.start_batch
         self.epoch, self.start_batch = epoch + 1, 0
         order = self.order(epoch)
+        global_batch = self.batch_size * self.world_size
         for b in range(start, len(self)):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+            chunk = order[b * global_batch:(b + 1) * global_batch]
+            share = len(chunk) // self.world_size
+            yield chunk[self.rank * share:(self.rank + 1) * share]
 
 
 def make_loader(
@@ -54,6 +70,8 @@ def make_loader(
     shuffle: bool,
     seed: int,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """Build a single-process ``DataLoader`` whose order depends only on ``seed``.
 
@@ -62,9 +80,11 @@ def make_loader(
     made with the same seed give the same batches epoch after epoch, and each
     new epoch of one loader is a fresh shuffle. ``num_workers=0`` keeps the
     order exact and avoids worker start-up cost, which dominates on small
-    data sets such as the digits.
+    data sets such as the digits. ``rank`` and ``world_size`` give this
+    process' share of each batch in a data-parallel run.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last)  # type: ignore[arg-type]
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last,  # type: ignore[arg-type]
+                                rank, world_size)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import math
 import random
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..parallel import SINGLE_PROCESS, Replicas
 from .errors import NonFiniteError
 from .files import RunDirError, load_checkpoint, previous_checkpoint
 from .interrupt import Interrupted, StopRequest
@@ -39,18 +41,34 @@ def flush_denormals() -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` in eval mode over ``loader``."""
+def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader,
+             replicas: Replicas = SINGLE_PROCESS) -> tuple[float, float]:
+    """Mean loss and accuracy of ``model`` in eval mode over ``loader``, on the model's device.
+
+    Data-parallel, each rank passes its shard (:func:`gradnas.parallel.shard`)
+    and the sums are added over the ranks. The global RNG is left as it was
+    (``fork_rng``): a data set that augments would otherwise draw from it a
+    different number of times on ranks with shards of different sizes, and
+    the ranks' architecture samples would part ways.
+    """
     model.eval()
-    total_loss = torch.zeros(())
-    correct = torch.zeros(())
+    device = next(model.parameters()).device
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    for x, y in loader:
-        logits = model(x)
-        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
-        correct += (logits.argmax(1) == y).sum()
-        count += len(y)
-    return total_loss.item() / count, correct.item() / count
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            count += len(y)
+    total, right, count = replicas.sum_([total_loss.item(), correct.item(), float(count)])
+    return total / count, right / count
+
+
+def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
 @dataclass
@@ -70,6 +88,10 @@ class Progress:
     @classmethod
     def from_state(cls, p: dict) -> Progress:
         return cls(p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"]))
+
+
+def quiet(message: str) -> None:
+    """The log of data-parallel ranks other than 0, which leave the printing to rank 0."""
 
 
 def csv_text(rows: list[dict[str, float]], columns: Sequence[str]) -> str:
@@ -121,13 +143,16 @@ def check_finite_weights(module: nn.Module, epoch: int, step: int) -> None:
 
 def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object], dict[str, float]], run: Progress,
                     num_epochs: int, checkpoint_every: int, save: Callable[[], None], stop: StopRequest,
-                    resume_hint: str, progress: bool, check: Callable[[dict[str, float]], None]) -> None:
+                    resume_hint: str, progress: bool, check: Callable[[dict[str, float]], None],
+                    replicas: Replicas = SINGLE_PROCESS) -> None:
     """The steps of epoch ``run.epoch`` from step ``run.step`` on: one ``step(batch)`` per batch.
 
     Accumulates the step metrics in ``run.sums``, checkpoints every
     ``checkpoint_every`` steps, and on a stop request checkpoints at once and
     raises :class:`Interrupted`. The loader must use an EpochBatchSampler, so
-    that resuming mid-epoch continues with the right batch.
+    that resuming mid-epoch continues with the right batch. Data-parallel,
+    the ranks agree on the stop after every step, so all of them stop at
+    the same one.
     """
     sampler = loader.batch_sampler
     steps_per_epoch = len(loader)
@@ -142,17 +167,20 @@ def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object]
             run.sums[key] = run.sums.get(key, 0.0) + value
         bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}", acc=f"{run.sums['train_acc'] / run.step:.3f}")
         if run.step < steps_per_epoch:
-            if stop.signum is not None:
+            if replicas.any(stop.signum is not None):
                 save()
-                raise Interrupted(f"stopped by signal {stop.signum} at epoch {run.epoch + 1}, step {run.step}; "
-                                  f"checkpoint written; continue with: {resume_hint}", stop.signum)
+                signum = stop.signum or int(signal.SIGTERM)
+                raise Interrupted(f"stopped by signal {signum} at epoch {run.epoch + 1}, step {run.step}; "
+                                  f"checkpoint written; continue with: {resume_hint}", signum)
             if checkpoint_every and run.step % checkpoint_every == 0:
                 save()
     bar.close()
 
 
-def stop_after_epoch(stop: StopRequest, run: Progress, num_epochs: int, resume_hint: str) -> None:
-    """Raise :class:`Interrupted` after an epoch's checkpoint when a stop was requested."""
-    if stop.signum is not None and run.epoch < num_epochs:
-        raise Interrupted(f"stopped by signal {stop.signum} after epoch {run.epoch}; checkpoint written; "
-                          f"continue with: {resume_hint}", stop.signum)
+def stop_after_epoch(stop: StopRequest, run: Progress, num_epochs: int, resume_hint: str,
+                     replicas: Replicas = SINGLE_PROCESS) -> None:
+    """Raise :class:`Interrupted` after an epoch's checkpoint when a stop was requested (on any rank)."""
+    if replicas.any(stop.signum is not None) and run.epoch < num_epochs:
+        signum = stop.signum or int(signal.SIGTERM)
+        raise Interrupted(f"stopped by signal {signum} after epoch {run.epoch}; checkpoint written; "
+                          f"continue with: {resume_hint}", signum)

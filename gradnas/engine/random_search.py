@@ -7,7 +7,8 @@ val half, and keeps the best (Li & Talwalkar, UAI 2019). The run folder holds
 ``config.yaml``, ``trials.csv`` (one row per trial: val accuracy, best so far,
 weights, seconds, genotype) and the best genotype as ``genotype.json`` /
 ``genotype.txt``. It writes no checkpoint: an interrupted random search is
-started again.
+started again. Under ``torchrun`` every trial trains data-parallel (DDP) and
+rank 0 writes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
+from .. import parallel
 from ..algorithms.random_search import random_search
 from ..config import SearchConfig, dump_config
 from ..data import make_loader
@@ -26,19 +29,21 @@ from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..genotype_sampling import sample_genotype
 from ..spaces.darts import NetworkCIFAR
-from .common import csv_text, evaluate, flush_denormals, seed_everything
+from .common import csv_text, evaluate, flush_denormals, quiet, seed_everything, to_device
 from .files import prepare_run_dir, write_text
 
 TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
 
 
 def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loader, in_channels: int,
-                    num_classes: int, seed: int) -> tuple[float, int]:
+                    num_classes: int, seed: int, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+                    device: torch.device = torch.device("cpu")) -> tuple[float, int]:
     """Validation accuracy of ``genotype``'s network after ``random.epochs`` of
     DARTS' SGD (lr from the search config, cosine), and its weight count."""
     seed_everything(seed)
     net = NetworkCIFAR(genotype, C=cfg.random.C, layers=cfg.random.layers, in_channels=in_channels,
-                       num_classes=num_classes)
+                       num_classes=num_classes).to(device)
+    forward = parallel.wrap(net, replicas, device)
     opt = cfg.optim
     optimizer = torch.optim.SGD(net.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
                                 weight_decay=opt.weight_decay)
@@ -46,15 +51,17 @@ def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loa
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=opt.weight_lr_min)
     net.train()
     for _ in range(cfg.random.epochs):
-        for x, y in train_loader:
+        for batch in train_loader:
+            x, y = to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(net(x), y)
+            loss = nn.functional.cross_entropy(forward(x), y)
             loss.backward()
             if opt.grad_clip:
                 nn.utils.clip_grad_norm_(net.parameters(), opt.grad_clip)
             optimizer.step()
             scheduler.step()
-    _, acc = evaluate(net, val_loader)
+    replicas.broadcast_buffers_(net)
+    _, acc = evaluate(net, val_loader, replicas)
     return acc, sum(p.numel() for p in net.parameters())
 
 
@@ -64,13 +71,20 @@ def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = Fals
     flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    replicas, device = parallel.start(cfg.device)
+    main = replicas.is_main
+    if not main:
+        log = quiet
     d = cfg.data
     splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
                          test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
-    train_loader = make_loader(splits.train, d.batch_size, shuffle=True, seed=cfg.seed)
-    val_loader = make_loader(splits.val, d.batch_size, shuffle=False, seed=cfg.seed)
-    prepare_run_dir(out, force)
-    write_text(out / "config.yaml", dump_config(cfg))
+    train_loader = make_loader(splits.train, d.batch_size, shuffle=True, seed=cfg.seed, rank=replicas.rank,
+                               world_size=replicas.world_size)
+    val_loader = make_loader(Subset(splits.val, parallel.shard(len(splits.val), replicas)), d.batch_size,
+                             shuffle=False, seed=cfg.seed)
+    if main:
+        prepare_run_dir(out, force)
+        write_text(out / "config.yaml", dump_config(cfg))
     steps = cfg.network.steps
     concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
     log(f"random search: {cfg.random.trials} genotypes, each trained {cfg.random.epochs} epochs "
@@ -81,18 +95,21 @@ def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = Fals
         start = time.perf_counter()
         trial = len(rows) + 1
         acc, params = train_and_score(genotype, cfg, train_loader, val_loader, splits.in_channels,
-                                      splits.num_classes, seed=cfg.seed + trial)
+                                      splits.num_classes, seed=cfg.seed + trial, replicas=replicas, device=device)
         best = max([acc] + [r["val_acc"] for r in rows])
         rows.append({"trial": trial, "val_acc": round(acc, 6), "best_val_acc": round(best, 6),
                      "parameters": params, "seconds": round(time.perf_counter() - start, 3),
                      "genotype": str(genotype)})
-        write_text(out / "trials.csv", csv_text(rows, TRIAL_COLUMNS))
+        if main:
+            write_text(out / "trials.csv", csv_text(rows, TRIAL_COLUMNS))
         log(f"trial {trial}/{cfg.random.trials}  val_acc {acc:.4f}  best {best:.4f}  "
             f"({rows[-1]['seconds']:.1f}s, {params:,} weights)")
         return acc
 
     best, best_score, _ = random_search(lambda rng: sample_genotype(rng, steps=steps, concat=concat), score,
                                         cfg.random.trials, cfg.seed)
+    if not main:
+        return best
     write_text(out / "genotype.json", best.to_json(indent=2) + "\n")
     write_text(out / "genotype.txt", str(best) + "\n")
     log(f"random search finished in {sum(r['seconds'] for r in rows):.0f}s")

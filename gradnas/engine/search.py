@@ -15,6 +15,10 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 - ``checkpoint.pt``: everything a resume needs (weights, alphas, optimizers,
   scheduler, algorithm schedule, data position, RNG states), with the one
   before kept as ``checkpoint.prev.pt``.
+
+Under ``torchrun`` every rank runs this loop on its share of each batch
+(:mod:`gradnas.parallel`); the ranks hold identical weights and alphas after
+every step, and only rank 0 writes the run folder and prints.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
+from .. import parallel
+from ..algorithms.base import use_data_parallel
 from ..algorithms.spos import evolution_search, path_accuracy
 from ..config import (
     SearchConfig,
@@ -54,9 +61,11 @@ from .common import (
     evaluate,
     flush_denormals,
     load_latest_checkpoint,
+    quiet,
     run_epoch_steps,
     seed_everything,
     stop_after_epoch,
+    to_device,
 )
 from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import StopRequest
@@ -83,6 +92,8 @@ class SearchSetup:
     val_stream: InfiniteStream
     in_channels: int
     num_classes: int
+    replicas: parallel.Replicas = parallel.SINGLE_PROCESS
+    device: torch.device = torch.device("cpu")
 
 
 @dataclass
@@ -92,21 +103,49 @@ class SearchResult:
     out_dir: Path
 
 
-def build_search(cfg: SearchConfig) -> SearchSetup:
-    """Data, supernet, mutator, optimizers and algorithm for ``cfg``, seeded."""
+def build_search(cfg: SearchConfig, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+                 device: torch.device = torch.device("cpu")) -> SearchSetup:
+    """Data, supernet, mutator, optimizers and algorithm for ``cfg``, seeded.
+
+    Every rank seeds alike, so all build the same supernet and alphas and
+    draw the same architecture samples; each reads its share of a batch
+    (``data.batch_size`` is the batch of one rank). The supernet is still on
+    the CPU and unwrapped: :func:`place_on_device` moves and wraps it.
+    """
     seed_everything(cfg.seed)
     d = cfg.data
     splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
                          test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
     parts = build_search_parts(cfg, splits.in_channels, splits.num_classes)
-    batch = cfg.data.batch_size
-    train_loader = make_loader(splits.train, batch, shuffle=True, seed=cfg.seed)
-    val_loader = make_loader(splits.val, batch, shuffle=False, seed=cfg.seed)
+    batch, rank, world = cfg.data.batch_size, replicas.rank, replicas.world_size
+    train_loader = make_loader(splits.train, batch, shuffle=True, seed=cfg.seed, rank=rank, world_size=world)
+    val_loader = make_loader(Subset(splits.val, parallel.shard(len(splits.val), replicas)), batch, shuffle=False,
+                             seed=cfg.seed)
     # DARTS reads the validation half as a stream alongside the training half.
-    val_stream = InfiniteStream(make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1))
-    return SearchSetup(parts.supernet, parts.mutator, parts.algorithm, parts.weight_optimizer,
-                       parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream,
-                       splits.in_channels, splits.num_classes)
+    val_stream = InfiniteStream(make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1, rank=rank,
+                                            world_size=world))
+    setup = SearchSetup(parts.supernet, parts.mutator, parts.algorithm, parts.weight_optimizer,
+                        parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream,
+                        splits.in_channels, splits.num_classes, replicas, device)
+    return setup
+
+
+def place_on_device(setup: SearchSetup, cfg: SearchConfig) -> None:
+    """Move supernet and alphas to the setup's device and, data-parallel,
+    route the algorithm's weight forward through DDP (optionally with
+    SyncBatchNorm). DDP fixes the parameters' dtype and device, so this
+    comes after any other change to them."""
+    replicas, device = setup.replicas, setup.device
+    if device.type != "cpu":
+        setup.supernet.to(device)
+        setup.mutator.to(device)
+    if not replicas.active:
+        return
+    if cfg.sync_bn:
+        parallel.convert_sync_batchnorm(setup.supernet, device)
+    # GDAS and SPOS run part of the weights per forward.
+    ddp = parallel.wrap(setup.supernet, replicas, device, find_unused=cfg.algorithm in ("gdas", "spos"))
+    use_data_parallel(setup.algorithm, ddp, replicas)
 
 
 def alpha_snapshot(mutator: nn.Module) -> dict[str, list[float]]:
@@ -137,8 +176,9 @@ def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) 
         "scheduler": setup.scheduler.state_dict(),
         "algorithm": setup.algorithm.state_dict(),
         "val_stream": setup.val_stream.state(),
-        "rng": get_rng_state(),
+        "rng": get_rng_state(),  # the same on every rank: they draw the same architecture samples
         "threads": torch.get_num_threads(),
+        "world_size": setup.replicas.world_size,
     }
 
 
@@ -154,13 +194,22 @@ def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], Non
     setup.val_stream.restore(state["val_stream"])
     set_rng_state(state["rng"])
     check_thread_count(state["threads"], log)
+    check_world_size(state.get("world_size", 1), setup.replicas.world_size, log)
     return Progress.from_state(state["progress"])
 
 
+def check_world_size(saved: int, now: int, log: Callable[[str], None]) -> None:
+    if saved != now:
+        log(f"warning: the run was checkpointed with {saved} process(es) and resumes with {now}; the batches "
+            f"differ from an uninterrupted run from here on (torchrun --nproc-per-node {saved} resumes exactly)")
+
+
 def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> None:
-    """Checkpoint, unless a weight went non-finite: then the last good checkpoint stays."""
+    """Checkpoint (rank 0), unless a weight went non-finite: then the last good checkpoint stays."""
     check_finite_weights(setup.supernet, run.epoch, run.step)
-    save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
+    setup.replicas.broadcast_buffers_(setup.supernet)
+    if setup.replicas.is_main:
+        save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
 
 
 def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, progress: bool,
@@ -170,6 +219,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
     resume_hint = f"gradnas search --resume {out}"
     alphas = getattr(setup.mutator, "arch_params", {})  # SPOS has none
     steps_per_epoch = len(setup.train_loader)
+    main, device = setup.replicas.is_main, setup.device
 
     def check(metrics):
         check_finite(metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items()))
@@ -183,12 +233,17 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
             setup.algorithm.on_epoch_start(epoch, cfg.epochs)
             run.sums = {}
         weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
-        run_epoch_steps(setup.train_loader, lambda batch: setup.algorithm.step(batch, next(setup.val_stream)),
+        run_epoch_steps(setup.train_loader,
+                        lambda batch: setup.algorithm.step(to_device(batch, device),
+                                                           to_device(next(setup.val_stream), device)),
                         run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
-                        resume_hint, progress, check)
+                        resume_hint, progress and main, check, setup.replicas)
         setup.scheduler.step()
-        val_loss, val_acc = evaluate(setup.supernet, setup.val_loader)
-        genotype = write_genotype(setup, derive(setup.supernet, setup.mutator), out)
+        setup.replicas.broadcast_buffers_(setup.supernet)
+        val_loss, val_acc = evaluate(setup.supernet, setup.val_loader, setup.replicas)
+        genotype = derive(setup.supernet, setup.mutator)
+        if main:
+            write_genotype(setup, genotype, out)
         train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
         row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
@@ -201,17 +256,18 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
-        write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-        write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
+        if main:
+            write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+            write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
         log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
             f"({row['seconds']:.1f}s)  {compact_genotype(genotype) if genotype is not None else ''}")
         warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
         if warning:
             log(f"  {warning}")
-        if cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs \
+        if main and cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs \
                 and genotype is not None:
             draw_plots(out, genotype, run.history, bool(alphas))
-        stop_after_epoch(stop, run, cfg.epochs, resume_hint)
+        stop_after_epoch(stop, run, cfg.epochs, resume_hint, setup.replicas)
 
 
 def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
@@ -221,7 +277,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     With ``resume=True``, ``out_dir`` is an existing run folder and ``cfg`` is
     ignored: the run continues from its last checkpoint with the config
     stored there, and ends bit-identical to an uninterrupted run on the same
-    machine and thread count.
+    machine, thread count and number of processes.
+
+    Started by ``torchrun`` with several processes, this runs data-parallel
+    (see the module docstring); on a resume every rank reads the checkpoint,
+    so on several machines the run folder must be on a shared file system.
     """
     out = Path(out_dir)
     state = None
@@ -231,22 +291,28 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    setup = build_search(cfg)  # bad data fails here, before the run folder is touched
-    if state is None:
+    replicas, device = parallel.start(cfg.device)
+    if not replicas.is_main:
+        log, progress = quiet, False
+    setup = build_search(cfg, replicas, device)  # bad data fails here, before the run folder is touched
+    place_on_device(setup, cfg)
+    if state is None and replicas.is_main:
         prepare_run_dir(out, force)
     alphas = getattr(setup.mutator, "arch_params", {})
     space_choices = {sid: list(members[0].full_choice_names)
                      for sid, members in setup.mutator.search_spaces.items() if sid in alphas}
     if state is None:
-        write_text(out / "config.yaml", dump_config(cfg))
+        if replicas.is_main:
+            write_text(out / "config.yaml", dump_config(cfg))
         run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
     else:
         run = restore_checkpoint(setup, state, log)
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
-    log(f"search: {cfg.algorithm} on {cfg.data.name}, {cfg.epochs} epochs, "
+    on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
+    log(f"search: {cfg.algorithm} on {cfg.data.name}{on}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
         f"{sum(a.numel() for a in alphas.values())} alphas -> {out}")
-    board = TensorboardLog(out) if cfg.tensorboard else None
+    board = TensorboardLog(out) if cfg.tensorboard and replicas.is_main else None
     try:
         with StopRequest() as stop:
             _search_epochs(setup, cfg, run, out, progress, log, space_choices, stop, board)
@@ -256,6 +322,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     genotype = derive(setup.supernet, setup.mutator)
     if genotype is None:  # SPOS: the architecture is the path the evolution scores best
         genotype = spos_evolution(setup, cfg, log)
+    if not replicas.is_main:
+        return SearchResult(genotype=genotype, history=run.history, out_dir=out)
     write_genotype(setup, genotype, out)
     name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
     written = ["config.yaml", "metrics.csv", "alphas.json", f"{name}.json", f"{name}.txt", "checkpoint.pt"]
@@ -300,8 +368,12 @@ def spos_evolution(setup: SearchSetup, cfg: SearchConfig, log: Callable[[str], N
     concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
 
     def score(genotype: Genotype) -> float:
-        return path_accuracy(setup.supernet, setup.mutator, genotype, setup.val_loader,
-                             recalibrate_bn_batches=sp.bn_batches, bn_loader=setup.train_loader)
+        accuracy = path_accuracy(setup.supernet, setup.mutator, genotype, setup.val_loader,
+                                 recalibrate_bn_batches=sp.bn_batches, bn_loader=setup.train_loader)
+        # Data-parallel, each rank scored its shard of the validation half: combine them.
+        size = len(setup.val_loader.dataset)
+        right, total = setup.replicas.sum_([accuracy * size, size])
+        return right / total
 
     start = time.perf_counter()
     best, best_score, history = evolution_search(

@@ -12,6 +12,11 @@ test split after every epoch. The run folder holds:
 - ``result.json``: final test accuracy and loss, parameter count.
 
 :func:`load_trained` rebuilds the network of a run folder from those files.
+
+Under ``torchrun`` the network trains data-parallel with DDP: each rank
+reads its share of every batch and draws its own augmentation and
+drop-path masks (its RNG seeded from the seed and its rank, and saved per
+rank in the checkpoint); only rank 0 writes and prints.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
+from .. import parallel
 from ..algorithms.base import accuracy
 from ..config import (
     TrainConfig,
@@ -46,9 +54,11 @@ from .common import (
     evaluate,
     flush_denormals,
     load_latest_checkpoint,
+    quiet,
     run_epoch_steps,
     seed_everything,
     stop_after_epoch,
+    to_device,
 )
 from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
@@ -93,9 +103,13 @@ class TrainSetup:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: torch.utils.data.DataLoader
     test_loader: torch.utils.data.DataLoader
+    replicas: parallel.Replicas = parallel.SINGLE_PROCESS
+    device: torch.device = torch.device("cpu")
+    forward: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
 
 
-def build_train(cfg: TrainConfig) -> TrainSetup:
+def build_train(cfg: TrainConfig, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+                device: torch.device = torch.device("cpu")) -> TrainSetup:
     """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
     genotype = resolve_genotype(cfg.genotype)
     seed_everything(cfg.seed)
@@ -103,20 +117,36 @@ def build_train(cfg: TrainConfig) -> TrainSetup:
     splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
                          test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
     model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    if device.type != "cpu":
+        model.to(device)
     opt = cfg.optim
     optimizer = torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=opt.lr_min)
-    train_loader = make_loader(splits.train_all, d.batch_size, shuffle=True, seed=cfg.seed)
-    test_loader = make_loader(splits.test, d.batch_size, shuffle=False, seed=cfg.seed)
-    return TrainSetup(model, genotype, optimizer, scheduler, train_loader, test_loader)
+    train_loader = make_loader(splits.train_all, d.batch_size, shuffle=True, seed=cfg.seed, rank=replicas.rank,
+                               world_size=replicas.world_size)
+    test_loader = make_loader(Subset(splits.test, parallel.shard(len(splits.test), replicas)), d.batch_size,
+                              shuffle=False, seed=cfg.seed)
+    forward: nn.Module = model
+    if replicas.active:
+        if cfg.sync_bn:
+            parallel.convert_sync_batchnorm(model, device)
+        forward = parallel.wrap(model, replicas, device)
+        # Each rank its own augmentation and drop-path masks (the weights were drawn alike above).
+        seed_everything(rank_seed(cfg.seed, replicas.rank))
+    return TrainSetup(model, genotype, optimizer, scheduler, train_loader, test_loader, replicas, device, forward)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed for ``rank``'s random draws, unrelated to those of other ranks."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: float) -> dict[str, float]:
     """One SGD step; with the auxiliary head its loss is added with ``auxiliary_weight`` (DARTS: 0.4)."""
-    x, y = batch
+    x, y = to_device(batch, setup.device)
     setup.model.train()
     setup.optimizer.zero_grad(set_to_none=True)
-    out = setup.model(x)
+    out = (setup.forward or setup.model)(x)
     logits, logits_aux = out if isinstance(out, tuple) else (out, None)
     loss = nn.functional.cross_entropy(logits, y)
     total = loss if logits_aux is None else loss + auxiliary_weight * nn.functional.cross_entropy(logits_aux, y)
@@ -127,16 +157,33 @@ def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: flo
     return {"train_loss": loss.item(), "train_acc": accuracy(logits, y).item()}
 
 
-def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress) -> dict:
+def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress, rng_ranks: list) -> dict:
     return {"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg), "genotype": setup.genotype.to_dict(),
             "progress": run.to_state(), "model": setup.model.state_dict(),
             "optimizer": setup.optimizer.state_dict(), "scheduler": setup.scheduler.state_dict(),
-            "rng": get_rng_state(), "threads": torch.get_num_threads()}
+            "rng": rng_ranks[0], "rng_ranks": rng_ranks, "threads": torch.get_num_threads(),
+            "world_size": setup.replicas.world_size}
 
 
 def _save(setup: TrainSetup, cfg: TrainConfig, run: Progress, out: Path) -> None:
+    """Checkpoint (rank 0, with every rank's RNG state), unless a weight went non-finite."""
     check_finite_weights(setup.model, run.epoch, run.step)
-    save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
+    rng_ranks = setup.replicas.gather(get_rng_state())
+    setup.replicas.broadcast_buffers_(setup.model)
+    if setup.replicas.is_main:
+        save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run, rng_ranks))
+
+
+def restore_rng(state: dict, replicas: parallel.Replicas, seed: int, log: Callable[[str], None]) -> None:
+    """This rank's saved RNG state; a rank the checkpoint has none for starts a fresh stream."""
+    saved = state.get("rng_ranks", [state["rng"]])
+    if len(saved) != replicas.world_size:
+        log(f"warning: the run was checkpointed with {len(saved)} process(es) and resumes with "
+            f"{replicas.world_size}; the batches and random draws differ from an uninterrupted run from here on")
+    if replicas.rank < len(saved):
+        set_rng_state(saved[replicas.rank])
+    else:
+        seed_everything(rank_seed(seed, replicas.rank))
 
 
 @dataclass
@@ -158,12 +205,16 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
     flush_denormals()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    setup = build_train(cfg)  # a bad genotype or data fails here, before the run folder is touched
+    replicas, device = parallel.start(cfg.device)
+    if not replicas.is_main:
+        log, progress = quiet, False
+    setup = build_train(cfg, replicas, device)  # a bad genotype or data fails here, before the run folder is touched
     n_params = sum(p.numel() for p in setup.model.parameters())
     if state is None:
-        prepare_run_dir(out, force)
-        write_text(out / "config.yaml", dump_config(cfg))
-        write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
+        if replicas.is_main:
+            prepare_run_dir(out, force)
+            write_text(out / "config.yaml", dump_config(cfg))
+            write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
         run = Progress()
     else:
         if Genotype.from_dict(state["genotype"]) != setup.genotype:
@@ -171,11 +222,12 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
         setup.model.load_state_dict(state["model"])
         setup.optimizer.load_state_dict(state["optimizer"])
         setup.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        restore_rng(state, replicas, cfg.seed, log)
         check_thread_count(state["threads"], log)
         run = Progress.from_state(state["progress"])
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
-    log(f"train: {cfg.genotype} on {cfg.data.name}, {cfg.epochs} epochs, {n_params:,} weights -> {out}")
+    on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
+    log(f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}")
     resume_hint = f"gradnas train --resume {out}"
 
     def check(metrics):
@@ -193,9 +245,10 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
             run_epoch_steps(setup.train_loader,
                             lambda batch: train_step(setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip),
                             run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
-                            resume_hint, progress, check)
+                            resume_hint, progress, check, replicas)
             setup.scheduler.step()
-            test_loss, test_acc = evaluate(setup.model, setup.test_loader)
+            replicas.broadcast_buffers_(setup.model)
+            test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
             train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
             run.history.append({"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
                                 "train_acc": round(train["train_acc"], 6), "test_loss": round(test_loss, 6),
@@ -204,12 +257,15 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
                                 "seconds": round(time.perf_counter() - start, 3)})
             run.epoch, run.step, run.sums = epoch + 1, 0, {}
             _save(setup, cfg, run, out)
-            write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+            if replicas.is_main:
+                write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
             log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
                 f"({run.history[-1]['seconds']:.1f}s)")
-            stop_after_epoch(stop, run, cfg.epochs, resume_hint)
+            stop_after_epoch(stop, run, cfg.epochs, resume_hint, replicas)
     if run.history and test_acc != test_acc:  # resumed after the last epoch: evaluate what was saved
-        test_loss, test_acc = evaluate(setup.model, setup.test_loader)
+        test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
+    if not replicas.is_main:
+        return TrainResult(test_acc, test_loss, run.history, out)
     save_torch(out / "model.pt", setup.model.state_dict())
     result = {"test_acc": test_acc, "test_loss": test_loss, "parameters": n_params, "epochs": cfg.epochs,
               "genotype": str(setup.genotype)}

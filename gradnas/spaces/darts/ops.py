@@ -87,6 +87,8 @@ def scaled_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
     """
     if scale is None:
         return bn(x)
+    if isinstance(bn, nn.SyncBatchNorm):  # its statistics come from all ranks: keep its own forward
+        return bn(x) * scale
     # Materialised, not a stride-0 expand: with a channels-last input, torch 2.13's CPU
     # BatchNorm backward computes a wrong input gradient for an expanded weight.
     weight = scale.expand(x.shape[1]).contiguous() if bn.weight is None else bn.weight * scale
