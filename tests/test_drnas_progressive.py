@@ -1,15 +1,21 @@
 """DrNAS' progressive schedule: warm-up per stage, pruning to the top ops,
 widening the partial channels, the optimizers carried across, exact resume."""
 import copy
+import json
+import os
+import signal
 
 import pytest
 import torch
+import yaml
 
 from gradnas.algorithms.drnas import DrNas, ProgressiveStage, check_stages
-from gradnas.genotype import PRIMITIVES
+from gradnas.cli import main
+from gradnas.engine.files import load_checkpoint
+from gradnas.genotype import PRIMITIVES, Genotype
 from gradnas.mutables.dirichlet_op import DirichletOP
 from gradnas.mutators import DartsMutator
-from gradnas.spaces.darts import DartsSearchNetwork, build_op
+from gradnas.spaces.darts import DartsSearchNetwork, build_op, op_space_id
 from gradnas.spaces.darts.partial_channel import PartialChannelOp
 from gradnas.spaces.darts.widen import widen_op
 
@@ -286,3 +292,87 @@ def test_first_stage_must_match_the_supernet():
     with pytest.raises(ValueError, match="the first stage has K=2, the supernet partial_channels=4"):
         DrNas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
               torch.optim.Adam(mutator.arch_parameters()), stages=(ProgressiveStage(2, 1, 2, 7),))
+
+
+# -- the search from the command line -----------------------------------------------------------
+
+# 719 training samples / batch 256 -> 3 steps per epoch; 2 stages of 2 epochs, 1 warm-up epoch each.
+TINY = {"epochs": 4, "threads": 1, "checkpoint_every": 1, "plots": False, "data": {"batch_size": 256},
+        "network": {"C": 4, "layers": 3, "steps": 2, "multiplier": 2},
+        "drnas": {"progressive": True, "partial_channels": [4, 2]}}
+
+
+def search(tmp_path, name="run"):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    return main(["search", "--config", str(config), "--algorithm", "drnas", "--out", str(tmp_path / name),
+                 "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("progressive")
+    assert search(root) == 0
+    return root / "run"
+
+
+def test_cli_search_derives_a_genotype_among_the_kept_ops(uninterrupted):
+    state = load_checkpoint(uninterrupted / "checkpoint.pt")
+    assert state["algorithm"]["stage"] == 1
+    kept = state["algorithm"]["kept"][0]
+    genotype = Genotype.from_json((uninterrupted / "genotype.json").read_text()).validate(steps=2)
+    for cell_type, nodes in (("normal", genotype.normal), ("reduce", genotype.reduce)):
+        for i, node in enumerate(nodes):
+            assert len(node) == 2
+            for op, j in node:
+                assert op in kept[op_space_id(cell_type, i, j)] and len(kept[op_space_id(cell_type, i, j)]) == 4
+
+
+def test_alphas_history_lists_pruned_ops_with_zero_weight(uninterrupted):
+    alphas = json.loads((uninterrupted / "alphas.json").read_text())
+    assert all(names == list(OPS_WITHOUT_NONE) for names in alphas["choices"].values())
+    for entry in alphas["history"]:
+        for probs in entry["probs"].values():
+            assert len(probs) == 7 and sum(p == 0 for p in probs) == (3 if entry["epoch"] > 2 else 0)
+            assert sum(probs) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("stop_at_step", [5, 6, 8])  # in stage 1; at its end; in stage 2 (steps count from 1)
+def test_resume_is_bit_identical_across_the_stage_boundary(tmp_path, uninterrupted, monkeypatch, stop_at_step):
+    real_step, calls = DrNas.step, []
+
+    def step_then_sigterm(self, train_batch, val_batch):
+        metrics = real_step(self, train_batch, val_batch)
+        calls.append(1)
+        if len(calls) == stop_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)  # the run checkpoints after this step and stops
+        return metrics
+
+    monkeypatch.setattr(DrNas, "step", step_then_sigterm)
+    assert search(tmp_path) == 128 + signal.SIGTERM
+    progress = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["progress"]
+    assert (progress["epoch"], progress["step"]) == divmod(stop_at_step, 3)
+
+    assert main(["search", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    full = load_checkpoint(uninterrupted / "checkpoint.pt")
+    for key in ("supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "algorithm"):
+        assert_equal(resumed[key], full[key], key)
+    for name in ("genotype.json", "alphas.json"):
+        assert (tmp_path / "run" / name).read_text() == (uninterrupted / name).read_text()
+
+
+def assert_equal(a, b, where):
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
