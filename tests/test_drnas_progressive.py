@@ -376,3 +376,19 @@ def assert_equal(a, b, where):
         assert torch.equal(a, b), where
     else:
         assert a == b, where
+
+
+def test_shipped_config_is_the_published_schedule():
+    from pathlib import Path
+
+    from gradnas.algorithms.drnas import PUBLISHED_STAGES
+    from gradnas.config import load_config
+    from gradnas.engine.builders import build_supernet, drnas_stages
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "search_drnas_progressive.yaml")
+    assert drnas_stages(cfg) == PUBLISHED_STAGES
+    assert (cfg.optim.weight_lr, cfg.optim.arch_lr, cfg.optim.weight_lr_min) == (0.1, 6e-4, 0.0)
+    cfg.network.C, cfg.network.layers = 12, 3  # the same search space, small enough to build here
+    supernet, mutator = build_supernet(cfg, in_channels=3, num_classes=10)
+    assert supernet.primitives == OPS_WITHOUT_NONE and supernet.partial_channels == 6
+    assert all(len(m.choices) == 7 for m in supernet.modules() if isinstance(m, DirichletOP))
