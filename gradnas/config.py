@@ -14,6 +14,7 @@ key, so a typo never runs silently with a default.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,7 @@ def _validate_drnas_progressive(cfg: SearchConfig) -> None:
         values = getattr(dr, key)
         _check(len(values) == stages, f"drnas.{key}",
                f"needs one entry per stage ({stages}, as stage_fractions), got {values}")
-        _check(all(b <= a for a, b in zip(values, values[1:])), f"drnas.{key}",
+        _check(all(b <= a for a, b in itertools.pairwise(values)), f"drnas.{key}",
                f"must not grow from one stage to the next, got {values}")
     _check(all(k >= 2 for k in dr.partial_channels), "drnas.partial_channels",
            f"every K must be >= 2, got {dr.partial_channels}")

@@ -71,7 +71,7 @@ def alphas_of(mutator):
 # -- pruning -------------------------------------------------------------------------
 
 def test_pruning_keeps_exactly_the_top_k_ops_of_every_edge_by_the_distribution():
-    net, mutator, algo = build()
+    _, mutator, algo = build()
     run_epochs(algo, range(2))
     before = alphas_of(mutator)
     names_before = {sid: members[0].full_choice_names for sid, members in mutator.search_spaces.items()
@@ -100,7 +100,7 @@ def test_pruned_ops_leave_the_supernet_and_both_optimizers():
 
 
 def test_adam_state_of_the_kept_alphas_is_carried_over():
-    net, mutator, algo = build()
+    _, mutator, algo = build()
     run_epochs(algo, range(2))
     old_opt = algo.arch_optimizer
     old = {sid: (a, [n for n in mutator.search_spaces[sid][0].full_choice_names])
@@ -169,7 +169,7 @@ def test_widened_factorized_reduce_copies_within_each_half(float64):
 
 
 def test_widening_sends_the_stage_share_of_each_edge_through_the_ops():
-    net, mutator, algo = build()
+    net, _, algo = build()
     run_epochs(algo, range(2))
     algo.on_epoch_start(2, 4)
     pcs = [m for m in net.modules() if isinstance(m, PartialChannelOp)]
@@ -184,7 +184,7 @@ def test_widening_sends_the_stage_share_of_each_edge_through_the_ops():
 
 
 def test_momentum_of_widened_weights_keeps_the_old_buffer_in_place():
-    net, mutator, algo = build()
+    net, _, algo = build()
     run_epochs(algo, range(2))
     old_opt = algo.weight_optimizer
     old_convs = {name: (m.weight, m.weight.shape) for name, m in net.named_modules()
@@ -389,6 +389,34 @@ def test_shipped_config_is_the_published_schedule():
     assert drnas_stages(cfg) == PUBLISHED_STAGES
     assert (cfg.optim.weight_lr, cfg.optim.arch_lr, cfg.optim.weight_lr_min) == (0.1, 6e-4, 0.0)
     cfg.network.C, cfg.network.layers = 12, 3  # the same search space, small enough to build here
-    supernet, mutator = build_supernet(cfg, in_channels=3, num_classes=10)
+    supernet, _ = build_supernet(cfg, in_channels=3, num_classes=10)
     assert supernet.primitives == OPS_WITHOUT_NONE and supernet.partial_channels == 6
     assert all(len(m.choices) == 7 for m in supernet.modules() if isinstance(m, DirichletOP))
+
+
+# -- pruning a decision by hand ---------------------------------------------------------------------
+
+def test_pruning_names_unknown_choices_and_decisions():
+    _, mutator, _ = build()
+    with pytest.raises(ValueError, match=r"prune_choices needs distinct names among .*got \['conv_9x9'\]"):
+        mutator.prune_choices("normal_node0_input0", ["conv_9x9"])
+    with pytest.raises(ValueError, match="no decision 'normal_node9_input0'"):
+        mutator.prune_choices("normal_node9_input0", ["skip_connect"])
+
+
+def test_an_exported_mutable_cannot_be_pruned():
+    op = DirichletOP({name: torch.nn.Identity() for name in ("a", "b", "c")}, "op")
+    op.export(["a", "b"])
+    with pytest.raises(ValueError, match="an exported mutable cannot be pruned"):
+        op.prune_choices(["a"])
+
+
+def test_a_pruned_decision_keeps_searching_with_its_shorter_alpha():
+    net, mutator, _ = build()
+    alpha = mutator.arch_params["normal_node0_input0"].detach().clone()
+    index = mutator.prune_choices("normal_node0_input0", ["avg_pool_3x3", "sep_conv_3x3"])
+    assert index.tolist() == [1, 3]
+    assert torch.equal(mutator.arch_params["normal_node0_input0"].detach(), alpha[[1, 3]])
+    for op in mutator.search_spaces["normal_node0_input0"]:
+        assert op.arch_param is mutator.arch_params["normal_node0_input0"] and op.choice_mask.tolist() == [True] * 2
+    net(batch()[0])

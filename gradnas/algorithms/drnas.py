@@ -37,6 +37,7 @@ entries' state is what gradnas carries).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def check_stages(stages: Sequence[ProgressiveStage]) -> None:
             raise ValueError(f"stage {i}: needs epochs >= 1 and 0 <= warmup_epochs < epochs, got {stage}")
         if stage.partial_channels < 2 or stage.num_ops < 1:
             raise ValueError(f"stage {i}: needs partial_channels >= 2 and num_ops >= 1, got {stage}")
-    for i, (a, b) in enumerate(zip(stages, stages[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(stages)):
         if b.partial_channels > a.partial_channels or b.num_ops > a.num_ops:
             raise ValueError(f"stage {i + 1}: K and num_ops may only shrink from stage to stage, "
                              f"got {a} then {b}")

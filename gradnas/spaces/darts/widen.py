@@ -125,7 +125,7 @@ def widen_op(op: nn.Module, c_new: int, growths: list[Growth]) -> None:
     elif isinstance(op, PoolBN):
         widen_batchnorm(op[1], c_new, growths)
     elif not isinstance(op, PARAMETER_FREE):
-        raise ValueError(f"cannot widen a {type(op).__name__}: not an op of the DARTS op table")
+        raise TypeError(f"cannot widen a {type(op).__name__}: not an op of the DARTS op table")
 
 
 def widen_partial_channel_op(pc: PartialChannelOp, channels: int, k: int, growths: list[Growth]) -> None:
