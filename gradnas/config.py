@@ -14,6 +14,7 @@ key, so a typo never runs silently with a default.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,15 @@ class SnasOptions:
 class DrnasOptions:
     regularizer: str = "l2"  # l2: the arch optimizer's weight decay (DrNAS default); kl: + kl_weight * KL(Dir || Dir(1))
     kl_weight: float = 1e-3
+    # DrNAS' progressive schedule (DARTS space; xiangning-chen/DrNAS, DARTS-space/train_search.py):
+    # the supernet has the 7 DARTS ops without `none` and partial channels; the search runs in
+    # stages, and before each later stage every edge keeps only its strongest ops and the
+    # partial-channel ops widen to the stage's K. One list entry per stage.
+    progressive: bool = False
+    stage_fractions: list[float] = field(default_factory=lambda: [0.5, 0.5])  # share of the epochs (release: 25 + 25 of 50)
+    warmup_fraction: float = 0.4  # share of each stage without architecture steps (release: 10 of 25 epochs)
+    partial_channels: list[int] = field(default_factory=lambda: [6, 4])  # K per stage (release: ks = [6, 4])
+    num_ops: list[int] = field(default_factory=lambda: [7, 4])  # ops per edge in each stage (release: num_keeps = [7, 4])
 
 
 @dataclass
@@ -195,6 +205,7 @@ class SearchConfig:
         _check(self.snas.resource_penalty >= 0, "snas.resource_penalty", "must be >= 0")
         _check(self.drnas.regularizer in REGULARIZERS, "drnas.regularizer", f"must be one of {list(REGULARIZERS)}")
         _check(self.drnas.kl_weight >= 0, "drnas.kl_weight", "must be >= 0")
+        _validate_drnas_progressive(self)
         sp = self.spos
         for key in ("population", "generations", "parents"):
             _check(getattr(sp, key) >= 1, f"spos.{key}", f"must be >= 1, got {getattr(sp, key)}")
@@ -217,6 +228,58 @@ class SearchConfig:
             value = getattr(self.optim, key)
             _check(value < 1, f"optim.{key}", f"must be < 1, got {value}")
         return self
+
+
+# The ops of DrNAS' progressive search: DARTS' without `none` (the release's genotypes.py comments it out).
+PROGRESSIVE_NUM_OPS = 7
+
+
+def stage_epochs(fractions: list[float], epochs: int) -> list[int]:
+    """Epochs of each stage: the cumulative fractions of ``epochs``, rounded
+    (DrNAS: [0.5, 0.5] of 50 gives its train_epochs [25, 25])."""
+    total, ends = 0.0, []
+    for fraction in fractions:
+        total += fraction
+        ends.append(round(total * epochs))
+    ends[-1] = epochs
+    return [end - start for start, end in zip([0] + ends[:-1], ends)]
+
+
+def stage_warmup_epochs(warmup_fraction: float, epochs: int) -> int:
+    """Warm-up epochs of a stage of ``epochs``; at least one epoch of the stage trains the alphas."""
+    return min(round(warmup_fraction * epochs), epochs - 1)
+
+
+def _validate_drnas_progressive(cfg: SearchConfig) -> None:
+    """Values of the progressive schedule; the space and sizes only where a drnas search uses it."""
+    dr = cfg.drnas
+    stages = len(dr.stage_fractions)
+    _check(stages >= 1, "drnas.stage_fractions", "needs at least one stage")
+    _check(all(f > 0 for f in dr.stage_fractions), "drnas.stage_fractions",
+           f"every stage's fraction must be > 0, got {dr.stage_fractions}")
+    _check(abs(sum(dr.stage_fractions) - 1) < 1e-6, "drnas.stage_fractions",
+           f"the fractions must add up to 1, got {dr.stage_fractions}")
+    _check(0 <= dr.warmup_fraction < 1, "drnas.warmup_fraction", f"must be in [0, 1), got {dr.warmup_fraction}")
+    for key in ("partial_channels", "num_ops"):
+        values = getattr(dr, key)
+        _check(len(values) == stages, f"drnas.{key}",
+               f"needs one entry per stage ({stages}, as stage_fractions), got {values}")
+        _check(all(b <= a for a, b in itertools.pairwise(values)), f"drnas.{key}",
+               f"must not grow from one stage to the next, got {values}")
+    _check(all(k >= 2 for k in dr.partial_channels), "drnas.partial_channels",
+           f"every K must be >= 2, got {dr.partial_channels}")
+    _check(dr.num_ops[0] == PROGRESSIVE_NUM_OPS and dr.num_ops[-1] >= 1, "drnas.num_ops",
+           f"the first stage searches all {PROGRESSIVE_NUM_OPS} ops and every stage keeps at least 1, "
+           f"got {dr.num_ops}")
+    if not (dr.progressive and cfg.algorithm == "drnas"):
+        return
+    _check(cfg.space == "darts", "drnas.progressive", "the progressive schedule searches the DARTS space only")
+    _check(all(cfg.network.C % k == 0 for k in dr.partial_channels), "network.C",
+           f"the progressive schedule needs C divisible by every K of drnas.partial_channels "
+           f"{dr.partial_channels}, got C={cfg.network.C}")
+    lengths = stage_epochs(dr.stage_fractions, cfg.epochs)
+    _check(min(lengths) >= 1, "drnas.stage_fractions",
+           f"gives a stage no epoch of the {cfg.epochs} (stage epochs {lengths}); search longer or use fewer stages")
 
 
 def _validate_data(data: DataConfig) -> None:
@@ -252,16 +315,18 @@ class TrainOptimConfig:
 @dataclass
 class TrainConfig:
     genotype: str = "DARTS_V2"  # a published name (gradnas.genotype.PUBLISHED) or a genotype.json path
-    epochs: int = 30
+    epochs: int = 40
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     device: str = "auto"  # auto, cpu or cuda
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
-    # Retraining augments (a 1-pixel random shift on digits): 3 seeds reach a mean
-    # test accuracy of 99.07% with it, 98.9% on seed 0 without.
-    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=96, augment=True))
-    network: TrainNetworkConfig = field(default_factory=TrainNetworkConfig)
+    # Retraining regularises as DARTS does on CIFAR, scaled to the 1,437 8x8 digits:
+    # cutout 3 and drop-path 0.1 over 40 epochs. Measured with threads=1 on seeds 0-4:
+    # test accuracy 99.44/99.16/99.44/99.72/99.72% (mean 99.50%), against
+    # 99.44/98.61/99.16% for seeds 0-2 with a 1-pixel shift and neither, 30 epochs.
+    data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=96, cutout=3))
+    network: TrainNetworkConfig = field(default_factory=lambda: TrainNetworkConfig(drop_path_prob=0.1))
     optim: TrainOptimConfig = field(default_factory=TrainOptimConfig)
 
     def validate(self) -> TrainConfig:
@@ -311,6 +376,11 @@ def _convert(value: Any, annotation: Any, key: str, default: Any = None) -> Any:
         return _build(annotation, value, key, default)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
         raise ConfigError(f"config key {key!r}: integer out of range (magnitude must be below 2**64)")
+    if typing.get_origin(annotation) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r}: expected a list, got {type(value).__name__} {_show(value)}")
+        (item,) = typing.get_args(annotation)
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if annotation is bool:
         ok = isinstance(value, bool)
     elif annotation is int:

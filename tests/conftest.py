@@ -10,3 +10,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def denormals_not_flushed():
+    """A search or training run in-process flushes subnormal floats to zero
+    (engine.common.flush_denormals), a process-wide CPU mode under which
+    hypothesis refuses to generate floats; each test ends with it off."""
+    yield
+    torch.set_flush_denormal(False)

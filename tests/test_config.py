@@ -5,7 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from gradnas.config import ConfigError, SearchConfig, TrainConfig, config_from_dict, dump_config, load_config
+from gradnas.config import (
+    ConfigError,
+    DataConfig,
+    SearchConfig,
+    TrainConfig,
+    TrainNetworkConfig,
+    config_from_dict,
+    dump_config,
+    load_config,
+)
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -104,8 +113,41 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
 
 
 def test_a_partial_section_keeps_the_defaults_of_its_config():
-    # TrainConfig's data section augments by default; DataConfig() alone does not.
-    cfg = config_from_dict({"data": {"cutout": 3}}, TrainConfig)
-    assert cfg.data.cutout == 3
-    assert cfg.data.augment == TrainConfig().data.augment is True
-    assert cfg.data.batch_size == TrainConfig().data.batch_size
+    # TrainConfig's data and network sections differ from DataConfig() and TrainNetworkConfig().
+    cfg = config_from_dict({"data": {"batch_size": 32}, "network": {"C": 8}}, TrainConfig)
+    assert (cfg.data.batch_size, cfg.network.C) == (32, 8)
+    assert cfg.data.cutout == TrainConfig().data.cutout != DataConfig().cutout
+    assert cfg.network.drop_path_prob == TrainConfig().network.drop_path_prob != TrainNetworkConfig().drop_path_prob
+
+
+@pytest.mark.parametrize("data, key, message", [
+    ({"drnas": {"num_ops": 4}}, "drnas.num_ops", "expected a list, got int 4"),
+    ({"drnas": {"partial_channels": [6, "4"]}}, "drnas.partial_channels[1]", "expected int, got str '4'"),
+    ({"drnas": {"stage_fractions": [0.5, 0.4]}}, "drnas.stage_fractions", "must add up to 1"),
+    ({"drnas": {"stage_fractions": [1.5, -0.5]}}, "drnas.stage_fractions", "must be > 0"),
+    ({"drnas": {"warmup_fraction": 1.0}}, "drnas.warmup_fraction", "must be in [0, 1)"),
+    ({"drnas": {"partial_channels": [6]}}, "drnas.partial_channels", "one entry per stage (2"),
+    ({"drnas": {"partial_channels": [4, 6]}}, "drnas.partial_channels", "must not grow"),
+    ({"drnas": {"partial_channels": [2, 1]}}, "drnas.partial_channels", "every K must be >= 2"),
+    ({"drnas": {"num_ops": [8, 4]}}, "drnas.num_ops", "the first stage searches all 7 ops"),
+    ({"algorithm": "drnas", "drnas": {"progressive": True}}, "network.C", "C divisible by every K"),
+    ({"algorithm": "drnas", "space": "nb201", "drnas": {"progressive": True}}, "drnas.progressive",
+     "DARTS space only"),
+    ({"algorithm": "drnas", "epochs": 1, "network": {"C": 12}, "drnas": {"progressive": True}},
+     "drnas.stage_fractions", "gives a stage no epoch of the 1"),
+])
+def test_bad_drnas_progressive_values_are_named(data, key, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert str(err.value).startswith(f"config key '{key}': ") and message in str(err.value)
+
+
+def test_drnas_progressive_defaults_are_the_published_schedule():
+    from gradnas.config import stage_epochs, stage_warmup_epochs
+
+    cfg = config_from_dict({"algorithm": "drnas", "epochs": 50, "network": {"C": 36},
+                            "drnas": {"progressive": True}})
+    # xiangning-chen/DrNAS, DARTS-space/train_search.py: train_epochs [25, 25], `if epoch >= 10`, ks, num_keeps.
+    assert stage_epochs(cfg.drnas.stage_fractions, cfg.epochs) == [25, 25]
+    assert stage_warmup_epochs(cfg.drnas.warmup_fraction, 25) == 10
+    assert (cfg.drnas.partial_channels, cfg.drnas.num_ops) == ([6, 4], [7, 4])

@@ -118,10 +118,18 @@ def assert_bit_identical(a, b):
             assert a[key] == b[key], key
 
 
-@pytest.mark.parametrize("algorithm", ["darts", "gdas"])
-def test_a_killed_two_process_search_resumes_to_the_uninterrupted_result(tmp_path, algorithm):
+# DrNAS' progressive schedule prunes and widens the supernet after epoch 2 of 4: killed after
+# that, the resume rebuilds the new shape and wraps it in DDP again.
+PROGRESSIVE = {"algorithm": "drnas", "epochs": 4,
+               "drnas": {"progressive": True, "partial_channels": [4, 2], "num_ops": [7, 4], "warmup_fraction": 0.5}}
+
+
+@pytest.mark.parametrize("overrides, kill_after", [({"algorithm": "darts"}, (0, 3)), ({"algorithm": "gdas"}, (0, 3)),
+                                                   (PROGRESSIVE, (2, 2))], ids=["darts", "gdas", "drnas-progressive"])
+def test_a_killed_two_process_search_resumes_to_the_uninterrupted_result(tmp_path, overrides, kill_after):
     # 719 training samples, 2 ranks x batch 64: 6 steps an epoch, a checkpoint after each.
-    config = write_config(tmp_path / "tiny.yaml", algorithm=algorithm, checkpoint_every=1, data={"batch_size": 64})
+    config = write_config(tmp_path / "tiny.yaml", **overrides, checkpoint_every=1, data={"batch_size": 64})
+    epochs = overrides.get("epochs", TINY["epochs"])
     full, killed = tmp_path / "full", tmp_path / "killed"
     search = ["-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out"]
     run(torchrun(*search, str(full)))
@@ -131,14 +139,14 @@ def test_a_killed_two_process_search_resumes_to_the_uninterrupted_result(tmp_pat
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         seen = progress_of(killed)
-        if seen is not None and seen >= (0, 3):
+        if seen is not None and seen >= kill_after:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the search finished before it could be killed; the test proves nothing"
     os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks at once
     proc.wait()
     killed_at = progress_of(killed)
-    assert killed_at is not None and killed_at < (2, 0)
+    assert killed_at is not None and kill_after <= killed_at < (epochs, 0)
 
     run(torchrun("-m", "gradnas", "search", "--resume", str(killed), "--no-progress"))
     assert_bit_identical(final_state(killed), final_state(full))

@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from ..algorithms import Darts, DrNas, Gdas, PCDarts, Snas
+from ..algorithms.drnas import ProgressiveStage
 from ..algorithms.spos import Spos, spos_supernet
-from ..config import SearchConfig
+from ..config import SearchConfig, stage_epochs, stage_warmup_epochs
+from ..genotype import PRIMITIVES
 from ..mutables import DifferentiableOP, DirichletOP, GumbelOP
 from ..mutators import DartsMutator, DiffMutator, OneShotMutator, SnasMutator
 from ..spaces.darts import DartsSearchNetwork
@@ -61,7 +63,29 @@ def _snas(cfg, supernet, mutator, weight_opt, arch_opt):
 
 def _drnas(cfg, supernet, mutator, weight_opt, arch_opt):
     return DrNas(supernet, mutator, weight_opt, arch_opt, regularizer=cfg.drnas.regularizer,
-                 kl_weight=cfg.drnas.kl_weight, grad_clip=cfg.optim.grad_clip or None)
+                 kl_weight=cfg.drnas.kl_weight, grad_clip=cfg.optim.grad_clip or None, stages=drnas_stages(cfg))
+
+
+# DrNAS' progressive search drops `none` (xiangning-chen/DrNAS, genotypes.py: PRIMITIVES with 'none' commented out).
+DRNAS_PROGRESSIVE_PRIMITIVES = tuple(name for name in PRIMITIVES if name != "none")
+
+
+def drnas_stages(cfg: SearchConfig) -> tuple[ProgressiveStage, ...]:
+    """``cfg.drnas``' progressive schedule in epochs (the release: 25 + 25, 10 warm-up each); empty when off."""
+    dr = cfg.drnas
+    if not dr.progressive:
+        return ()
+    lengths = stage_epochs(dr.stage_fractions, cfg.epochs)
+    return tuple(ProgressiveStage(epochs=n, warmup_epochs=stage_warmup_epochs(dr.warmup_fraction, n),
+                                  partial_channels=k, num_ops=ops)
+                 for n, k, ops in zip(lengths, dr.partial_channels, dr.num_ops))
+
+
+def _drnas_supernet_kwargs(cfg: SearchConfig) -> dict:
+    """The progressive search starts from the ops without `none` and the first stage's partial channels."""
+    if not cfg.drnas.progressive:
+        return {}
+    return {"primitives": DRNAS_PROGRESSIVE_PRIMITIVES, "partial_channels": cfg.drnas.partial_channels[0]}
 
 
 METHODS: dict[str, Method] = {
@@ -71,7 +95,7 @@ METHODS: dict[str, Method] = {
     "pcdarts": Method(lambda cfg: DifferentiableOP, DartsMutator, _pcdarts,
                       lambda cfg: {"partial_channels": cfg.pcdarts.partial_channels, "edge_alpha": True}),
     "snas": Method(lambda cfg: functools.partial(GumbelOP, tau=cfg.snas.tau_start, hard=False), SnasMutator, _snas),
-    "drnas": Method(lambda cfg: DirichletOP, DartsMutator, _drnas),
+    "drnas": Method(lambda cfg: DirichletOP, DartsMutator, _drnas, _drnas_supernet_kwargs),
 }
 
 
@@ -139,6 +163,22 @@ def build_search_parts(cfg: SearchConfig, in_channels: int, num_classes: int) ->
                                       betas=(opt.arch_beta1, opt.arch_beta2), weight_decay=opt.arch_weight_decay)
     algorithm = METHODS[cfg.algorithm].algorithm(cfg, supernet, mutator, weight_optimizer, arch_optimizer)
     return SearchParts(supernet, mutator, weight_optimizer, arch_optimizer, scheduler, algorithm)
+
+
+def move_scheduler(scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
+                   optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.CosineAnnealingLR:
+    """The same cosine schedule at the same point, driving ``optimizer``, a
+    rebuilt weight optimizer that carries the current learning rate (DrNAS'
+    progressive stages; the release likewise loads the old scheduler's state
+    into a new one, ``net2wider.configure_scheduler``; there the new SGD is
+    built with the initial learning rate, which the loaded scheduler then
+    decays from, so stage 2 restarts near 0.1; gradnas continues the one cosine)."""
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    moved = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=scheduler.T_max, eta_min=scheduler.eta_min)
+    moved.load_state_dict(scheduler.state_dict())
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr  # the constructor reset it to the initial one
+    return moved
 
 
 def count_weights(module: nn.Module) -> int:

@@ -157,7 +157,14 @@ def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object]
     sampler = loader.batch_sampler
     steps_per_epoch = len(loader)
     sampler.epoch, sampler.start_batch = run.epoch, run.step
-    bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{num_epochs}", leave=False, disable=not progress,
+    rng = torch.get_rng_state()
+    batches = iter(loader)  # a DataLoader draws a base seed from the global RNG here
+    if run.step:
+        # Resuming mid-epoch: the uninterrupted run drew that seed before the
+        # checkpoint, so drawing it again would shift every later random
+        # number (the samples of GDAS, SNAS and DrNAS).
+        torch.set_rng_state(rng)
+    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}/{num_epochs}", leave=False, disable=not progress,
                dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
     for batch in bar:
         metrics = step(batch)

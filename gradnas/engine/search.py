@@ -51,7 +51,7 @@ from ..mutators import DiffMutator
 from ..plots import collapse_warning, plot_curves, plot_genotype, plot_run
 from ..spaces.darts import NetworkCIFAR
 from ..spaces.nb201 import NB201Arch, NB201Network
-from .builders import build_search_parts, derive
+from .builders import build_search_parts, derive, move_scheduler
 from .common import (
     Progress,
     check_finite,
@@ -148,10 +148,44 @@ def place_on_device(setup: SearchSetup, cfg: SearchConfig) -> None:
     use_data_parallel(setup.algorithm, ddp, replicas)
 
 
-def alpha_snapshot(mutator: nn.Module) -> dict[str, list[float]]:
+def alpha_snapshot(mutator: nn.Module, choices: dict[str, list[str]] | None = None) -> dict[str, list[float]]:
+    """softmax(alpha) of every decision; with ``choices`` (each decision's ops as
+    built) an op pruned since (DrNAS' progressive search) is listed with 0."""
     if not isinstance(mutator, DiffMutator):
         return {}  # SPOS: no alphas
-    return {space_id: [round(p, 6) for p in probs.tolist()] for space_id, probs in mutator.arch_probs().items()}
+    snapshot = {}
+    for space_id, probs in mutator.arch_probs().items():
+        values = [round(p, 6) for p in probs.tolist()]
+        if choices is not None:
+            by_name = dict(zip(mutator.search_spaces[space_id][0].full_choice_names, values))
+            values = [by_name.get(name, 0.0) for name in choices[space_id]]
+        snapshot[space_id] = values
+    return snapshot
+
+
+def adopt_rebuilt_optimizers(setup: SearchSetup, log: Callable[[str], None] | None = None) -> None:
+    """Use the optimizers an algorithm rebuilt when its schedule replaced
+    parameters (DrNAS' progressive stages prune and widen the supernet), and
+    move the learning-rate schedule onto the new weight optimizer."""
+    algorithm = setup.algorithm
+    if getattr(algorithm, "arch_optimizer", setup.arch_optimizer) is not setup.arch_optimizer:
+        setup.arch_optimizer = algorithm.arch_optimizer
+    if getattr(algorithm, "weight_optimizer", setup.weight_optimizer) is not setup.weight_optimizer:
+        setup.scheduler = move_scheduler(setup.scheduler, algorithm.weight_optimizer)
+        setup.weight_optimizer = algorithm.weight_optimizer
+        if setup.replicas.active:  # DDP knows the parameters it was built with: wrap the new supernet
+            use_data_parallel(algorithm, parallel.wrap(setup.supernet, setup.replicas, setup.device), setup.replicas)
+        if log is not None:
+            log(f"  the supernet changed: {sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
+                f"optimizers rebuilt with their state")
+
+
+def restore_structure(setup: SearchSetup, state: dict) -> None:
+    """Give the supernet the shape it had at the checkpoint before its state
+    dicts are loaded: the algorithm's state rebuilds what its schedule changed
+    (DrNAS' pruned ops and widened partial channels)."""
+    setup.algorithm.load_state_dict(state["algorithm"])
+    adopt_rebuilt_optimizers(setup)
 
 
 def compact_genotype(genotype: Genotype | NB201Arch) -> str:
@@ -184,6 +218,7 @@ def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) 
 
 def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], None]) -> Progress:
     """Load every module, optimizer and stream position of ``state`` into ``setup``."""
+    restore_structure(setup, state)
     setup.supernet.load_state_dict(state["supernet"])
     setup.mutator.load_state_dict(state["mutator"])
     setup.weight_optimizer.load_state_dict(state["weight_optimizer"])
@@ -231,6 +266,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         start = time.perf_counter()
         if run.step == 0:
             setup.algorithm.on_epoch_start(epoch, cfg.epochs)
+            adopt_rebuilt_optimizers(setup, log)
             run.sums = {}
         weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
         run_epoch_steps(setup.train_loader,
@@ -253,7 +289,7 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         run.history.append(row)
         if board is not None:
             board.epoch(row, dict(alphas), epoch + 1)
-        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator)})
+        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator, space_choices)})
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
         if main:

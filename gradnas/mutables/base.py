@@ -101,6 +101,32 @@ class MutableModule(nn.Module):
         self.is_exported = True
         self.__dict__["_arch_param"] = None
 
+    def prune_choices(self, kept: Sequence[str]) -> None:
+        """Keep only the choices in ``kept`` and go on searching among them.
+
+        Unlike :meth:`export`, the mutable stays a searchable decision over
+        fewer candidates: the kept names become its ``full_choice_names`` (in
+        their built order), so the alpha it is bound to must shrink with it
+        (:meth:`DiffMutator.prune_choices` does both). DrNAS' progressive
+        search prunes every edge this way between stages.
+        """
+        kept = list(kept)
+        if self.is_exported:
+            raise ValueError(f"In {self.space_id}: an exported mutable cannot be pruned")
+        unknown = [name for name in kept if name not in self.choices]
+        if not kept or unknown or len(set(kept)) != len(kept):
+            raise ValueError(f"In {self.space_id}: prune_choices needs distinct names among {self.choice_names}, "
+                             f"got {kept}")
+        if len(kept) < self.num_chosen:
+            raise ValueError(f"In {self.space_id}: cannot keep {len(kept)} choices of which {self.num_chosen} "
+                             f"are chosen")
+        for name in self.choice_names:
+            if name not in kept:
+                del self.choices[name]
+        self.full_choice_names = tuple(self.choices.keys())
+        self.choice_mask = torch.ones(len(self.full_choice_names), dtype=torch.bool, device=self.choice_mask.device)
+        self.__dict__["_arch_param"] = None  # the old alpha no longer fits; the mutator binds the pruned one
+
     # -- architecture parameter -----------------------------------------
     def build_arch_param(self) -> nn.Parameter | None:
         """A fresh alpha for this decision, or None when it has none."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -82,6 +82,25 @@ class DiffMutator(nn.Module):
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._rebind()
         return result
+
+    def prune_choices(self, space_id: str, kept: Sequence[str]) -> torch.Tensor:
+        """Prune decision ``space_id`` to the choices ``kept``: every mutable of
+        it drops the others, and its alpha becomes a new, shorter parameter
+        holding the kept choices' values. Returns the kept positions in the
+        old alpha, so optimizer state can follow (the new parameter replaces
+        the old one, which an optimizer over the old alphas still holds)."""
+        members = self.search_spaces.get(space_id)
+        if not members:
+            raise ValueError(f"no decision {space_id!r}; known: {sorted(self.search_spaces)}")
+        names = list(members[0].full_choice_names)
+        for mutable in members:
+            mutable.prune_choices(kept)
+        index = torch.tensor([names.index(name) for name in members[0].full_choice_names], dtype=torch.long)
+        if space_id in self.arch_params:
+            old = self.arch_params[space_id]
+            self.arch_params[space_id] = nn.Parameter(old.detach()[index.to(old.device)].clone())
+        self._rebind()
+        return index
 
     def arch_parameters(self) -> Iterator[nn.Parameter]:
         """Exactly the alphas, for the architecture optimizer."""

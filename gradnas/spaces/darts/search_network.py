@@ -15,6 +15,7 @@ from ...mutables import DifferentiableEdge, DifferentiableOP, MutableModule
 from .cell import Cell, preprocess
 from .ops import build_op
 from .partial_channel import PartialChannelOp
+from .widen import Growth, widen_partial_channels
 
 # Builds the mutable for one edge's op choice from {op name: module} and a space id.
 OpMutableFactory = Callable[[Mapping[str, nn.Module], str], MutableModule]
@@ -118,6 +119,7 @@ class DartsSearchNetwork(nn.Module):
         self.steps, self.multiplier = steps, multiplier
         self.memory_efficient, self.channels_last = memory_efficient, channels_last
         self.primitives = tuple(primitives)
+        self.partial_channels = partial_channels
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
@@ -149,6 +151,17 @@ class DartsSearchNetwork(nn.Module):
             s0, s1 = s1, s1_next
         out = self.global_pooling(s1)  # (N, C_prev, 1, 1)
         return self.classifier(out.flatten(1))
+
+    def widen_partial_channels(self, k: int) -> list[Growth]:
+        """Lower PC-DARTS' K to ``k``: every edge's ops grow to ``C // k`` channels
+        keeping their trained weights (DrNAS' progressive search; see
+        :mod:`.widen`). Returns each replaced parameter with its successor and
+        the function that grows optimizer state shaped like it."""
+        if self.partial_channels == 1:
+            raise ValueError("this network has no partial channels to widen (partial_channels=1)")
+        growths = widen_partial_channels(self.cells, k)
+        self.partial_channels = k
+        return growths
 
     def to_genotype(self, subnet: Mapping[str, Mapping[str, Sequence[str]]]) -> Genotype:
         """The genotype of a subnet from ``DartsMutator.search_subnet()``.
