@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .config import DEVICES, ConfigError
+
 
 @dataclass(frozen=True)
 class Replicas:
@@ -110,17 +112,17 @@ class Replicas:
 
 
 SINGLE_PROCESS = Replicas()
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """``auto``: this rank's GPU when CUDA is available, else the CPU."""
     if preference not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {preference!r}")
+        raise ConfigError(f"config key 'device': must be one of {list(DEVICES)}, got {preference!r}")
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device")
+        raise ConfigError("config key 'device': 'cuda' was asked for, but torch sees no CUDA device "
+                          "(use 'auto' or 'cpu')")
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
@@ -174,8 +176,8 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> None:
     for CUDA tensors only, hence GPUs (and NCCL).
     """
     if device.type != "cuda":
-        raise ValueError("sync_bn needs GPUs: PyTorch's SyncBatchNorm runs on CUDA tensors only "
-                         "(run without sync_bn on CPUs)")
+        raise ConfigError("config key 'sync_bn': needs GPUs, since PyTorch's SyncBatchNorm runs on CUDA "
+                          "tensors only; run without it on CPUs")
     for name, child in list(module.named_children()):
         converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
         if converted is not child:

@@ -124,16 +124,38 @@ PROGRESSIVE = {"algorithm": "drnas", "epochs": 4,
                "drnas": {"progressive": True, "partial_channels": [4, 2], "num_ops": [7, 4], "warmup_fraction": 0.5}}
 
 
-@pytest.mark.parametrize("overrides, kill_after", [({"algorithm": "darts"}, (0, 3)), ({"algorithm": "gdas"}, (0, 3)),
-                                                   (PROGRESSIVE, (2, 2))], ids=["darts", "gdas", "drnas-progressive"])
-def test_a_killed_two_process_search_resumes_to_the_uninterrupted_result(tmp_path, overrides, kill_after):
-    # 719 training samples, 2 ranks x batch 64: 6 steps an epoch, a checkpoint after each.
-    config = write_config(tmp_path / "tiny.yaml", **overrides, checkpoint_every=1, data={"batch_size": 64})
-    epochs = overrides.get("epochs", TINY["epochs"])
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    search = ["-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out"]
-    run(torchrun(*search, str(full)))
+RESUME_CASES = {"darts": {"algorithm": "darts"}, "gdas": {"algorithm": "gdas"}, "drnas-progressive": PROGRESSIVE}
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted 2-process search of a RESUME_CASES entry, run once per module."""
+    runs: dict[str, Path] = {}
+
+    def get(case: str) -> tuple[Path, Path]:
+        if case not in runs:
+            root = tmp_path_factory.mktemp(case)
+            # 719 training samples, 2 ranks x batch 64: 6 steps an epoch, a checkpoint after each.
+            config = write_config(root / "tiny.yaml", **RESUME_CASES[case], checkpoint_every=1,
+                                  data={"batch_size": 64})
+            run(torchrun("-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out",
+                         str(root / "full")))
+            runs[case] = config
+        return runs[case], runs[case].parent / "full"
+    return get
+
+
+@pytest.mark.parametrize("case, kill_after, signum", [
+    ("darts", (0, 3), signal.SIGKILL), ("gdas", (0, 3), signal.SIGKILL), ("drnas-progressive", (2, 2), signal.SIGKILL),
+    ("darts", (0, 2), signal.SIGTERM)])
+def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, case, kill_after,
+                                                                          signum):
+    """SIGKILL to torchrun and both ranks at once; or SIGTERM to torchrun alone,
+    which passes it on: the ranks agree on one step, checkpoint it and stop."""
+    config, full = uninterrupted(case)
+    epochs = RESUME_CASES[case].get("epochs", TINY["epochs"])
+    killed = tmp_path / "killed"
+    search = ["-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out"]
     proc = subprocess.Popen(torchrun(*search, str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 300
@@ -143,8 +165,11 @@ def test_a_killed_two_process_search_resumes_to_the_uninterrupted_result(tmp_pat
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the search finished before it could be killed; the test proves nothing"
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks at once
-    proc.wait()
+    if signum == signal.SIGKILL:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signum)
+    assert proc.wait(timeout=120) != 0
     killed_at = progress_of(killed)
     assert killed_at is not None and kill_after <= killed_at < (epochs, 0)
 
@@ -176,3 +201,34 @@ def test_torchrun_needs_a_named_run_folder(tmp_path):
     assert proc.returncode != 0
     assert "name the run folder with --out" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_cuda_asked_for_without_a_gpu_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    from gradnas.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = write_config(tmp_path / "tiny.yaml")
+    assert main(["search", "--config", str(config), "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config key 'device'" in err and "no CUDA device" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_sync_batchnorm_on_cpus_is_refused_with_the_reason():
+    from gradnas.config import ConfigError
+    from gradnas.parallel import convert_sync_batchnorm
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    with pytest.raises(ConfigError, match="sync_bn.*CUDA"):
+        convert_sync_batchnorm(net, torch.device("cpu"))
+    assert type(net[1]) is torch.nn.BatchNorm2d  # left as it was
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sync_batchnorm_keeps_the_parameters_optimizers_hold():
+    from gradnas.parallel import convert_sync_batchnorm
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).cuda()
+    weight = net[1].weight
+    convert_sync_batchnorm(net, torch.device("cuda", 0))
+    assert isinstance(net[1], torch.nn.SyncBatchNorm) and net[1].weight is weight
