@@ -19,3 +19,14 @@ def denormals_not_flushed():
     hypothesis refuses to generate floats; each test ends with it off."""
     yield
     torch.set_flush_denormal(False)
+
+
+@pytest.fixture
+def float64():
+    """Tensors created in the test default to float64 (exactness checks)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)

@@ -25,16 +25,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 # DARTS' optimizer settings (Liu et al. 2019, train_search.py defaults):
 # weights SGD lr 0.025 momentum 0.9 wd 3e-4, alphas Adam lr 3e-4 betas (0.5, 0.999) wd 1e-3.
 def weight_sgd(params, lr=0.025, momentum=0.9, weight_decay=3e-4):

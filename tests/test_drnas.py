@@ -18,16 +18,6 @@ from gradnas.spaces.darts import DartsSearchNetwork
 NAMES = ("a", "b", "c")
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 # -- the KL term ---------------------------------------------------------------------
 
 ALPHA = [0.5, -0.3, 1.2, -1.0]  # both branches of elu

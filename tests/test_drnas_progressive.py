@@ -25,16 +25,6 @@ STAGES = (ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=4, num_op
           ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=2, num_ops=4))
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 def build(seed=0, stages=STAGES):
     """A tiny progressive DrNAS search with the release's optimizers (SGD 0.1
     momentum 0.9 wd 3e-4; Adam 6e-4 betas (0.5, 0.999) wd 1e-3), alphas spread

@@ -34,16 +34,6 @@ SIZE = 16  # input resolution: 16, 8, 4 and 4 in the four cells below
 TOL = 1e-10  # float64; the fast paths differ from the plain one by rounding only
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 # -- the plain computation -----------------------------------------------------
 
 class Plain:

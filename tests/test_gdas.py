@@ -20,16 +20,6 @@ from gradnas.spaces.darts import DartsSearchNetwork
 TAU_MAX, TAU_MIN = 10.0, 0.1  # GDAS' search scripts (D-X-Y/AutoDL-Projects): --tau_max 10 --tau_min 0.1
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 def optimizers(net, mutator, weight_lr=0.025, arch_lr=3e-4):
     # GDAS' settings, as DARTS: SGD lr 0.025 momentum 0.9 wd 3e-4; Adam lr 3e-4 betas (0.5, 0.999) wd 1e-3.
     return (torch.optim.SGD(net.parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4),

@@ -29,16 +29,6 @@ class ToySupernet(nn.Module):
         return self.op(x)
 
 
-@pytest.fixture
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
 def toy(noise: torch.Tensor, **kwargs):
     torch.manual_seed(0)
     net = ToySupernet()
