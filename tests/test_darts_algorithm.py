@@ -1,5 +1,6 @@
 """Tests for gradnas.algorithms.Darts: parity with a plain DARTS reference, the
 separation of the two halves of the bilevel step, and a second-order smoke test."""
+import contextlib
 import copy
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradnas.algorithms import darts as darts_module
 from gradnas.algorithms.darts import Darts
 from gradnas.genotype import PRIMITIVES
 from gradnas.mutators import DartsMutator
@@ -320,3 +322,19 @@ def test_virtual_step_equals_the_per_weight_sgd_formula_bit_for_bit(float64):
     assert xis == expected_xis
     assert all(torch.equal(d, e) for d, e in zip(directions, expected, strict=True))
     assert not torch.equal(directions[1], grads[1] + 1e-2 * params[1].detach())  # the buffer counted
+
+
+def test_finite_difference_passes_with_frozen_weights_give_the_same_hessian_term(monkeypatch):
+    """The finite-difference passes take the weights out of autograd (a fast path);
+    their alpha gradients equal those of passes with the weights in it, bit for bit,
+    and the weights require gradients again afterwards."""
+    net, mutator, darts, train, val = small_setup(unrolled=True)
+    gen = torch.Generator().manual_seed(5)
+    xi_v = [0.025 * torch.randn(w.shape, generator=gen) for w in darts.weights]
+    w0 = [w.detach().clone() for w in darts.weights]
+    fast = darts._finite_difference_mixed_hvp(*train, xi_v, w0)
+    assert all(w.requires_grad for w in darts.weights)
+    monkeypatch.setattr(darts_module, "weights_frozen", lambda weights: contextlib.nullcontext())
+    plain = darts._finite_difference_mixed_hvp(*train, xi_v, w0)
+    assert all(torch.equal(f, p) for f, p in zip(fast, plain, strict=True))
+    assert any(f.abs().max() > 0 for f in fast)
