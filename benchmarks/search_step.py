@@ -3,6 +3,7 @@
     python benchmarks/search_step.py                        # batch 32 and 64, every algorithm, 3 rounds
     python benchmarks/search_step.py --quick                # a tiny smoke run
     python benchmarks/search_step.py --batch-sizes 32 --algorithms darts1,gdas --memory-efficient
+    python benchmarks/search_step.py --algorithms darts1,darts2 --no-reference --threads 1  # 2nd / 1st order only
 
 For the DARTS space (C=16, 8 cells, 10 classes, 3x32x32 inputs) it times one
 search step after warm-up and records the peak memory of each configuration,
@@ -49,7 +50,7 @@ from gradnas.algorithms.drnas import DrNas
 from gradnas.algorithms.gdas import Gdas
 from gradnas.algorithms.pcdarts import PCDarts
 from gradnas.algorithms.snas import Snas, snas_op_mutable
-from gradnas.mutables import GumbelOP, MutableModule
+from gradnas.mutables import GumbelOP
 from gradnas.mutables.dirichlet_op import DirichletOP
 from gradnas.mutators import DartsMutator, SnasMutator
 from gradnas.spaces.darts import DartsSearchNetwork
@@ -470,19 +471,39 @@ def summarise(results: list[dict]) -> dict:
 
 
 def markdown_table(rows: list[tuple[str, str, int, dict]], refs: dict[int, dict], darts1: dict) -> str:
+    """One row per configuration; the reference columns read "-" when the reference did not run."""
     lines = ["| algorithm | mode | batch | step min / median / max (s) | peak RSS (MiB) | step memory (MiB) "
-             "| time / ref (min) [median] | peak RSS / ref | step memory / ref | time / gradnas DARTS 1st (min) |",
+             "| time / ref (min) [median] | peak RSS / ref | step memory / ref "
+             "| time / gradnas DARTS 1st (min) [median] |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for label, mode, batch, s in rows:
-        ref = refs[batch]
+        ref = refs.get(batch)
         own = darts1.get(batch)
-        vs_own = f"{s['min'] / own['min']:.2f}" if own is not None else "-"
+        vs_own = f"{s['min'] / own['min']:.2f} [{s['median'] / own['median']:.2f}]" if own is not None else "-"
+        vs_ref = "| - | - | -" if ref is None else (
+            f"| {s['min'] / ref['min']:.2f} [{s['median'] / ref['median']:.2f}] "
+            f"| {s['peak'] / ref['peak']:.2f} | {_ratio(s['step_mem'], ref['step_mem'])}")
         lines.append(
             f"| {label} | {mode} | {batch} | {s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f} "
-            f"| {s['peak']:.0f} | {s['step_mem']:.0f} "
-            f"| {s['min'] / ref['min']:.2f} [{s['median'] / ref['median']:.2f}] "
-            f"| {s['peak'] / ref['peak']:.2f} | {_ratio(s['step_mem'], ref['step_mem'])} | {vs_own} |")
+            f"| {s['peak']:.0f} | {s['step_mem']:.0f} {vs_ref} | {vs_own} |")
     return "\n".join(lines)
+
+
+def second_order_lines(results: dict[tuple, list[dict]], batch_sizes: Sequence[int],
+                       modes: Sequence[bool]) -> list[str]:
+    """Per batch size and mode: DARTS 2nd order / gradnas' own DARTS 1st order step time."""
+    lines = []
+    for memory_efficient in modes:
+        for batch in batch_sizes:
+            first = results.get(("darts1", batch, memory_efficient))
+            second = results.get(("darts2", batch, memory_efficient))
+            if first is None or second is None:
+                continue
+            s1, s2 = summarise(first), summarise(second)
+            mode = "memory-efficient" if memory_efficient else "default"
+            lines.append(f"DARTS 2nd order / gradnas DARTS 1st order ({mode}), batch {batch}: "
+                         f"{s2['min'] / s1['min']:.2f} (min), {s2['median'] / s1['median']:.2f} (median)")
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -496,6 +517,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"comma-separated, from {','.join(ALGORITHMS)} (default all)")
     parser.add_argument("--memory-efficient", action="store_true",
                         help="also time gradnas with DartsSearchNetwork(memory_efficient=True)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the plain reference supernet (its columns read '-'); e.g. to time\n"
+                             "DARTS 2nd order against gradnas' own 1st order on a busy machine")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: the cores this process may use; 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
@@ -555,8 +579,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "warmup": args.warmup, "memory_efficient": False}
     jobs = []  # (key, config)
     for batch in args.batch_sizes:
-        jobs.append((("reference", batch, False), {**base, "impl": "reference", "algorithm": "darts1",
-                                                    "batch": batch}))
+        if not args.no_reference:
+            jobs.append((("reference", batch, False), {**base, "impl": "reference", "algorithm": "darts1",
+                                                        "batch": batch}))
         for algorithm in args.algorithms:
             for memory_efficient in modes:
                 jobs.append(((algorithm, batch, memory_efficient),
@@ -570,17 +595,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.setdefault(key, []).append(run(config))
             print(f"round {r + 1}/{args.rounds}: {key} done", file=sys.stderr, flush=True)
 
-    refs = {batch: summarise(results[("reference", batch, False)]) for batch in args.batch_sizes}
+    refs = {batch: summarise(results[("reference", batch, False)]) for batch in args.batch_sizes
+            if ("reference", batch, False) in results}
     darts1 = {batch: summarise(results[("darts1", batch, False)]) for batch in args.batch_sizes
               if ("darts1", batch, False) in results}
     rows = []
     for batch in args.batch_sizes:
-        rows.append((REFERENCE_LABEL, "plain", batch, refs[batch]))
+        if batch in refs:
+            rows.append((REFERENCE_LABEL, "plain", batch, refs[batch]))
         for algorithm in args.algorithms:
             for memory_efficient in modes:
                 rows.append((ALGORITHMS[algorithm], "memory-efficient" if memory_efficient else "default", batch,
                              summarise(results[(algorithm, batch, memory_efficient)])))
     print(markdown_table(rows, refs, darts1))
+    ratios = second_order_lines(results, args.batch_sizes, modes)
+    if ratios:
+        print("\n" + "\n".join(ratios))
     print("\nratios are gradnas / reference on identical initial weights; time ratios compare the minimum step "
           "time over all rounds (medians in brackets); step memory is the peak RSS minus the RSS before the "
           "first step.")

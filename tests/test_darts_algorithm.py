@@ -1,5 +1,6 @@
 """Tests for gradnas.algorithms.Darts: parity with a plain DARTS reference, the
 separation of the two halves of the bilevel step, and a second-order smoke test."""
+import contextlib
 import copy
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradnas.algorithms import darts as darts_module
 from gradnas.algorithms.darts import Darts
 from gradnas.genotype import PRIMITIVES
 from gradnas.mutators import DartsMutator
@@ -279,3 +281,50 @@ def test_second_order_step_restores_weights_and_moves_alphas(float64):
     assert all(torch.equal(p, w) for p, w in zip(net.parameters(), weights))
     assert max_abs_diff(mutator.arch_parameters(), alphas) > 1e-5
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+
+
+def test_virtual_step_equals_the_per_weight_sgd_formula_bit_for_bit(float64):
+    """The direction d = momentum * buf + grad + wd * w of each weight, computed on
+    lists (torch._foreach_*), equals the per-tensor formula exactly, in two
+    groups with their own lr, momentum and wd, where some weights have a
+    momentum buffer and others none yet."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(2, 2))
+    params = list(net.parameters())
+    groups = [{"params": params[:3], "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2},
+              {"params": params[3:], "lr": 0.7, "momentum": 0.5, "weight_decay": 0.0}]
+    w_opt = torch.optim.SGD(groups, lr=0.1)
+    darts = Darts(net, DartsMutator(), w_opt, arch_adam([nn.Parameter(torch.zeros(2))]), unrolled=True)
+    for p in params[1::2]:  # every other weight has a buffer: a first step that reached only those
+        w_opt.state[p]["momentum_buffer"] = torch.randn_like(p)
+    grads = [torch.randn_like(p) for p in params]
+    xis, directions = darts._virtual_step(grads)
+    grad_of = dict(zip(map(id, params), grads))
+    expected_xis, expected = [], []
+    for group in groups:
+        for p in group["params"]:
+            d = grad_of[id(p)] + group["weight_decay"] * p.detach()
+            buf = w_opt.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                d = d + group["momentum"] * buf
+            expected_xis.append(group["lr"])
+            expected.append(d)
+    assert xis == expected_xis
+    assert all(torch.equal(d, e) for d, e in zip(directions, expected, strict=True))
+    assert not torch.equal(directions[1], grads[1] + 1e-2 * params[1].detach())  # the buffer counted
+
+
+def test_finite_difference_passes_with_frozen_weights_give_the_same_hessian_term(monkeypatch):
+    """The finite-difference passes take the weights out of autograd (a fast path);
+    their alpha gradients equal those of passes with the weights in it, bit for bit,
+    and the weights require gradients again afterwards."""
+    net, mutator, darts, train, val = small_setup(unrolled=True)
+    gen = torch.Generator().manual_seed(5)
+    xi_v = [0.025 * torch.randn(w.shape, generator=gen) for w in darts.weights]
+    w0 = [w.detach().clone() for w in darts.weights]
+    fast = darts._finite_difference_mixed_hvp(*train, xi_v, w0)
+    assert all(w.requires_grad for w in darts.weights)
+    monkeypatch.setattr(darts_module, "weights_frozen", lambda weights: contextlib.nullcontext())
+    plain = darts._finite_difference_mixed_hvp(*train, xi_v, w0)
+    assert all(torch.equal(f, p) for f, p in zip(fast, plain, strict=True))
+    assert any(f.abs().max() > 0 for f in fast)

@@ -418,3 +418,11 @@ def test_quick_benchmark_runs_each_configuration_in_its_own_process_in_both_mode
                                        (TABLE_ROWS[1], "memory-efficient")]
     assert "max |gradnas - reference (memory-efficient, float64)|" in proc.stdout
     assert "WARNING" not in proc.stdout  # the workers' peak RSS is their own
+
+
+def test_quick_benchmark_without_the_reference_prints_the_second_order_ratio():
+    proc = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--in-process", "--algorithms", "darts1,darts2",
+                           "--no-reference"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert table_rows(proc.stdout) == [(TABLE_ROWS[1], "default"), (TABLE_ROWS[2], "default")]
+    assert "DARTS 2nd order / gradnas DARTS 1st order (default), batch 2: " in proc.stdout

@@ -9,7 +9,8 @@ gradient reaches the alphas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -143,12 +144,13 @@ class Darts:
         # 1. The virtual step w' = w - xi * d, on the training batch at w.
         train_loss = self.criterion(self.supernet(x_train), y_train)
         xis, directions = self._virtual_step(self._grads(train_loss, weights))
-        saved_weights = [w.detach().clone() for w in weights]
-        saved_buffers = [b.detach().clone() for b in self.supernet.buffers()]
+        # One C++ loop per list (torch._foreach_*) instead of a Python loop over ~1400 tensors.
+        saved_weights = torch._foreach_clone([w.detach() for w in weights])
+        buffers = list(self.supernet.buffers())
+        saved_buffers = torch._foreach_clone(buffers)
         try:
             with torch.no_grad():
-                for w, xi, d in zip(weights, xis, directions, strict=True):
-                    w.sub_(xi * d)
+                torch._foreach_sub_(weights, torch._foreach_mul(directions, xis))
             # 2. The validation loss at w': its gradients w.r.t. alpha and v = w.r.t. w'.
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
@@ -156,14 +158,14 @@ class Darts:
             grad_alpha, v = grads[:len(alphas)], grads[len(alphas):]
             # 3. The mixed Hessian term at w, sum_i xi_i * grad^2_{alpha, w_i} L_train(w) . v_i.
             set_weights(weights, saved_weights)
-            xi_v = [xi * g for xi, g in zip(xis, v, strict=True)]
+            xi_v = list(torch._foreach_mul(v, xis))
             if self.hessian == "exact":
                 hessian_term = self._exact_mixed_hvp(x_train, y_train, xi_v)
             else:
                 hessian_term = self._finite_difference_mixed_hvp(x_train, y_train, xi_v, saved_weights)
         finally:
             set_weights(weights, saved_weights)
-            set_weights(list(self.supernet.buffers()), saved_buffers)
+            set_weights(buffers, saved_buffers)
         for a, g, h in zip(alphas, grad_alpha, hessian_term, strict=True):
             a.grad = g - h
         return val_logits, val_loss
@@ -174,15 +176,19 @@ class Darts:
         optimizer would take, each read from the weight's own param group."""
         xis, directions = [], []
         grads = iter(grads)
+        state = self.weight_optimizer.state
         for group in self.weight_optimizer.param_groups:
             momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
-            for w in group["params"]:
-                d = next(grads) + weight_decay * w.detach()
-                buf = self.weight_optimizer.state.get(w, {}).get("momentum_buffer")
-                if momentum and buf is not None:
-                    d = d + momentum * buf
-                xis.append(group["lr"])
-                directions.append(d)
+            params = group["params"]
+            g = [next(grads) for _ in params]
+            d = list(torch._foreach_add(g, torch._foreach_mul([w.detach() for w in params], weight_decay)))
+            # Weights without a momentum buffer (none before their first step) move by d alone.
+            bufs = [(i, state[w]["momentum_buffer"]) for i, w in enumerate(params)
+                    if state.get(w, {}).get("momentum_buffer") is not None]
+            if momentum and bufs:
+                torch._foreach_add_([d[i] for i, _ in bufs], torch._foreach_mul([b for _, b in bufs], momentum))
+            xis += [group["lr"]] * len(params)
+            directions += d
         return xis, directions
 
     def _finite_difference_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor],
@@ -196,10 +202,18 @@ class Darts:
         if norm == 0:  # lr 0 or a zero validation gradient: the term is exactly 0
             return [torch.zeros_like(a) for a in self.alphas]
         eps = 0.01 / norm
-        set_weights(self.weights, [w + eps * u for w, u in zip(w0, xi_v)])
-        g_plus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
-        set_weights(self.weights, [w - eps * u for w, u in zip(w0, xi_v)])
-        g_minus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
+        eps_u = torch._foreach_mul(xi_v, eps)
+        # Both passes need alpha gradients only: with the weights out of autograd the
+        # forwards record less (about 8% faster on CPU) and the gradients are the same.
+        with weights_frozen(self.weights):
+            set_weights(self.weights, w0)
+            with torch.no_grad():
+                torch._foreach_add_(self.weights, eps_u)  # w0 + eps * u
+            g_plus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
+            set_weights(self.weights, w0)
+            with torch.no_grad():
+                torch._foreach_sub_(self.weights, eps_u)  # w0 - eps * u
+            g_minus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
         return [(gp - gm) / (2 * eps) for gp, gm in zip(g_plus, g_minus)]
 
     def _exact_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -237,11 +251,26 @@ def grads_or_zeros(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[t
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 
+@contextmanager
+def weights_frozen(weights: Sequence[torch.Tensor]) -> Iterator[None]:
+    """Within the block, ``weights`` do not require gradients (autograd records no
+    weight-gradient work); those that did require them again on exit."""
+    frozen = [w for w in weights if w.requires_grad]
+    for w in frozen:
+        w.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for w in frozen:
+            w.requires_grad_(True)
+
+
 def set_weights(weights: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -> None:
     """Copy ``values`` into ``weights`` (or buffers) in place, outside autograd."""
+    if len(weights) != len(values):
+        raise ValueError(f"{len(weights)} tensors but {len(values)} values")
     with torch.no_grad():
-        for w, value in zip(weights, values, strict=True):
-            w.copy_(value)
+        torch._foreach_copy_(list(weights), list(values))
 
 
 def check_plain_sgd(optimizer: torch.optim.Optimizer) -> None:
