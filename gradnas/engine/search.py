@@ -372,8 +372,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     log(f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}")
     log(f"  genotype       {genotype}")
     if alphas:
+        remaining = {sid: len(members[0].full_choice_names) for sid, members in setup.mutator.search_spaces.items()}
         decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
-                               setup.mutator.search_subnet())
+                               setup.mutator.search_subnet(), remaining=remaining)
         log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
             f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
             f"changed their strongest op since the start")
