@@ -13,6 +13,7 @@ import torch.distributed as dist
 import yaml
 
 from gradnas.engine.files import load_checkpoint
+from gradnas.parallel import SINGLE_PROCESS
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="this torch build has no gloo backend")
@@ -93,6 +94,21 @@ def test_two_ranks_with_batch_b_equal_one_process_with_batch_2b(float64_runs, al
     assert max(g.abs().max().item() for g in r0["alpha_grads"].values()) > 0
 
 
+def processes_of(run_dir: Path) -> list[int]:
+    """Live processes whose command line names ``run_dir`` (torchrun and its ranks)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (entry / "stat").read_text().split(") ")[-1][:1]
+            except OSError:
+                continue
+            if str(run_dir) in cmdline and state != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
 def progress_of(run_dir: Path):
     try:
         p = load_checkpoint(run_dir / "checkpoint.pt")["progress"]
@@ -166,10 +182,16 @@ def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(tmp_pa
         time.sleep(0.02)
     assert proc.poll() is None, "the search finished before it could be killed; the test proves nothing"
     if signum == signal.SIGKILL:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # torchrun starts each rank in a session of its own: kill every process of this run.
+        for pid in processes_of(killed):
+            os.kill(pid, signal.SIGKILL)
     else:
         os.kill(proc.pid, signum)
     assert proc.wait(timeout=120) != 0
+    deadline = time.monotonic() + 60
+    while processes_of(killed) and time.monotonic() < deadline:  # the ranks end with their launcher
+        time.sleep(0.1)
+    assert not processes_of(killed), "a rank outlived its launcher and could still write the run folder"
     killed_at = progress_of(killed)
     assert killed_at is not None and kill_after <= killed_at < (epochs, 0)
 
@@ -232,3 +254,16 @@ def test_sync_batchnorm_keeps_the_parameters_optimizers_hold():
     weight = net[1].weight
     convert_sync_batchnorm(net, torch.device("cuda", 0))
     assert isinstance(net[1], torch.nn.SyncBatchNorm) and net[1].weight is weight
+
+
+def test_ranks_that_read_different_checkpoints_stop_with_an_error(tmp_path):
+    from gradnas.engine.common import Progress, check_same_position
+    from gradnas.engine.files import RunDirError
+
+    class TwoRanks:  # rank 1 read a checkpoint one step further on
+        def gather(self, position):
+            return [position, (position[0], position[1] + 1)]
+
+    with pytest.raises(RunDirError, match=r"different checkpoints .*\[\(1, 3\), \(1, 4\)\]"):
+        check_same_position(TwoRanks(), Progress(epoch=1, step=3), tmp_path)
+    check_same_position(SINGLE_PROCESS, Progress(epoch=1, step=3), tmp_path)  # one process: nothing to compare

@@ -118,6 +118,16 @@ def load_latest_checkpoint(out: Path, expected_format: str, log: Callable[[str],
     return state
 
 
+def check_same_position(replicas: Replicas, run: Progress, out: Path) -> None:
+    """On a data-parallel resume every rank read the checkpoint itself; if
+    something rewrote it meanwhile they would run different steps and wait on
+    each other forever, so a mismatch stops them with an error instead."""
+    positions = replicas.gather((run.epoch, run.step))
+    if len(set(positions)) > 1:
+        raise RunDirError(f"{out}: the processes read different checkpoints (epoch, step per rank: {positions}); "
+                          f"is another run still writing this folder?")
+
+
 def check_thread_count(saved: int, log: Callable[[str], None]) -> None:
     if saved != torch.get_num_threads():
         log(f"warning: the run was checkpointed with {saved} threads and resumes with "

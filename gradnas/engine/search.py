@@ -56,6 +56,7 @@ from .common import (
     Progress,
     check_finite,
     check_finite_weights,
+    check_same_position,
     check_thread_count,
     csv_text,
     evaluate,
@@ -343,6 +344,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
         run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
     else:
         run = restore_checkpoint(setup, state, log)
+        check_same_position(replicas, run, out)
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
     log(f"search: {cfg.algorithm} on {cfg.data.name}{on}, {cfg.epochs} epochs, "

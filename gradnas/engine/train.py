@@ -49,6 +49,7 @@ from .common import (
     Progress,
     check_finite,
     check_finite_weights,
+    check_same_position,
     check_thread_count,
     csv_text,
     evaluate,
@@ -225,6 +226,7 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
         restore_rng(state, replicas, cfg.seed, log)
         check_thread_count(state["threads"], log)
         run = Progress.from_state(state["progress"])
+        check_same_position(replicas, run, out)
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
     log(f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}")
