@@ -17,7 +17,7 @@ nothing, so the algorithms carry no branches for the distributed case.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -55,18 +55,11 @@ class Replicas:
         """
         if not self.active:
             return
-        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-        for t in tensors:
-            if t is not None:
-                groups.setdefault((t.dtype, t.device), []).append(t)
-        for group in groups.values():
-            flat = torch.cat([t.reshape(-1) for t in group])
+
+        def mean_(flat: torch.Tensor) -> None:
             dist.all_reduce(flat)
             flat.div_(self.world_size)
-            offset = 0
-            for t in group:
-                t.copy_(flat[offset:offset + t.numel()].view_as(t))
-                offset += t.numel()
+        packed_(tensors, mean_)
 
     def average_grads_(self, params: Sequence[torch.Tensor]) -> None:
         """Average ``p.grad`` over the ranks for every parameter that has one."""
@@ -94,8 +87,7 @@ class Replicas:
         """
         if not self.active:
             return
-        for buffer in module.buffers():
-            dist.broadcast(buffer, src=0)
+        packed_(module.buffers(), lambda flat: dist.broadcast(flat, src=0))
 
     def gather(self, obj: object) -> list[object]:
         """``obj`` of every rank, in rank order (for per-rank RNG states)."""
@@ -109,6 +101,23 @@ class Replicas:
         if dist.get_backend() == "nccl":
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
+
+
+def packed_(tensors: Iterable[torch.Tensor | None], collective: Callable[[torch.Tensor], None]) -> None:
+    """Run ``collective`` in place on the tensors packed into one flat buffer
+    per dtype and device (None entries skipped), and copy the result back:
+    one collective per dtype instead of one per tensor."""
+    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for t in tensors:
+        if t is not None:
+            groups.setdefault((t.dtype, t.device), []).append(t)
+    for group in groups.values():
+        flat = torch.cat([t.reshape(-1) for t in group])
+        collective(flat)
+        offset = 0
+        for t in group:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
 
 
 SINGLE_PROCESS = Replicas()

@@ -21,14 +21,7 @@ from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64")  # conftest: every test here in float64
 
 
 # -- a smooth tiny supernet: Linear and Softplus only, so every second derivative exists --
