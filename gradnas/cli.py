@@ -297,8 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    completed = False
     try:
-        return args.func(args)
+        code = args.func(args)
+        completed = True
+        return code
     except (ConfigError, RunDirError, GenotypeError, DataError) as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
@@ -312,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "torch.distributed" in sys.modules:  # leave torchrun's process group, if this run joined one
             from .parallel import finish
 
-            finish()
+            finish(completed)
 
 
 if __name__ == "__main__":

@@ -155,9 +155,18 @@ def start(device_preference: str = "auto") -> tuple[Replicas, torch.device]:
     return Replicas(rank, world_size, local_rank), device
 
 
-def finish() -> None:
-    """Leave the process group (a no-op outside torchrun)."""
+def finish(completed: bool = True) -> None:
+    """Leave the process group (a no-op outside torchrun).
+
+    After a completed run the ranks first wait for each other: rank 0 still
+    writes its final files when the others are done, and tearing down the
+    gloo group while a peer is busy can abort a process ("terminate called
+    without an active exception"). After an error no barrier: the other
+    ranks may never reach it.
+    """
     if dist.is_available() and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -65,11 +65,9 @@ def main() -> None:
     parser.add_argument("--float64", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    try:
-        for algorithm in args.algorithms:
-            run(algorithm, args.config, args.out, args.steps, args.float64)
-    finally:
-        parallel.finish()
+    for algorithm in args.algorithms:
+        run(algorithm, args.config, args.out, args.steps, args.float64)
+    parallel.finish()
 
 
 if __name__ == "__main__":
