@@ -22,7 +22,9 @@ def stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     splits = load_splits("digits", seed=args.seed)
@@ -30,8 +32,10 @@ def main() -> None:
     x_test, y_test = stack(splits.test)
     nearest = torch.cdist(x_test, x_train).argmin(dim=1)  # (N_test,)
     accuracy = (y_train[nearest] == y_test).float().mean().item()
-    print(f"1-NN test accuracy on the digits split (seed {args.seed}): {accuracy:.4f} "
-          f"({len(x_train)} training, {len(x_test)} test images)")
+    print(
+        f"1-NN test accuracy on the digits split (seed {args.seed}): {accuracy:.4f} "
+        f"({len(x_train)} training, {len(x_test)} test images)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,16 @@ from gradnas.spaces.darts import DartsSearchNetwork
 
 STEPS, MULTIPLIER = 4, 4  # intermediate nodes per cell, and how many a cell concatenates (DARTS)
 # DARTS' primitives, in the order of quark0/darts cnn/genotypes.py.
-REF_PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-                  "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+REF_PRIMITIVES = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
 ALGORITHMS = {  # name -> row label
     "darts1": "DARTS 1st order",
     "darts2": "DARTS 2nd order",
@@ -73,11 +81,14 @@ REFERENCE_LABEL = "reference DARTS 1st order (plain supernet)"
 @dataclasses.dataclass(frozen=True)
 class Space:
     """The benchmarked network and data shape."""
+
     C: int = 16  # channels of the first cells (DARTS CIFAR-10 search: 16)
     layers: int = 8  # cells (DARTS CIFAR-10 search: 8)
     num_classes: int = 10
     in_channels: int = 3
-    size: int = 32  # input height and width; even at every cell (32, 16, 8) for the reference's reduce
+    size: int = (
+        32  # input height and width; even at every cell (32, 16, 8) for the reference's reduce
+    )
 
 
 FULL = Space()
@@ -86,11 +97,15 @@ QUICK = Space(C=4, layers=3, num_classes=10, in_channels=3, size=8)
 
 # -- the plain reference supernet (the layout of quark0/darts cnn/model_search.py) --
 
+
 class RefReLUConvBN(nn.Module):
     def __init__(self, C_in: int, C_out: int) -> None:
         super().__init__()
-        self.op = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(C_in, C_out, 1, bias=False),
-                                nn.BatchNorm2d(C_out, affine=False))
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -103,7 +118,8 @@ class RefDilConv(nn.Module):
             nn.ReLU(inplace=False),
             nn.Conv2d(C, C, kernel_size, stride, padding, dilation=dilation, groups=C, bias=False),
             nn.Conv2d(C, C, 1, bias=False),
-            nn.BatchNorm2d(C, affine=False))
+            nn.BatchNorm2d(C, affine=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -120,7 +136,8 @@ class RefSepConv(nn.Module):
             nn.ReLU(inplace=False),
             nn.Conv2d(C, C, kernel_size, 1, padding, groups=C, bias=False),
             nn.Conv2d(C, C, 1, bias=False),
-            nn.BatchNorm2d(C, affine=False))
+            nn.BatchNorm2d(C, affine=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -133,8 +150,8 @@ class RefZero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
-            return x.mul(0.)
-        return x[:, :, ::self.stride, ::self.stride].mul(0.)
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
 class RefFactorizedReduce(nn.Module):
@@ -153,7 +170,9 @@ class RefFactorizedReduce(nn.Module):
 REF_OPS: dict[str, Callable[[int, int], nn.Module]] = {
     "none": lambda C, stride: RefZero(stride),
     "max_pool_3x3": lambda C, stride: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda C, stride: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda C, stride: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
     "skip_connect": lambda C, stride: nn.Identity() if stride == 1 else RefFactorizedReduce(C, C),
     "sep_conv_3x3": lambda C, stride: RefSepConv(C, 3, stride, 1),
     "sep_conv_5x5": lambda C, stride: RefSepConv(C, 5, stride, 2),
@@ -177,7 +196,9 @@ class RefMixedOp(nn.Module):
 
 
 class RefCell(nn.Module):
-    def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool) -> None:
+    def __init__(
+        self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+    ) -> None:
         super().__init__()
         self.reduction = reduction
         if reduction_prev:
@@ -207,8 +228,9 @@ class RefNetwork(nn.Module):
     def __init__(self, space: Space, stem_multiplier: int = 3) -> None:
         super().__init__()
         C_curr = stem_multiplier * space.C
-        self.stem = nn.Sequential(nn.Conv2d(space.in_channels, C_curr, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(C_curr))
+        self.stem = nn.Sequential(
+            nn.Conv2d(space.in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
+        )
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, space.C
         self.cells = nn.ModuleList()
         reduction_prev = False
@@ -231,7 +253,9 @@ class RefNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            weights = F.softmax(self.alphas_reduce if cell.reduction else self.alphas_normal, dim=-1)
+            weights = F.softmax(
+                self.alphas_reduce if cell.reduction else self.alphas_normal, dim=-1
+            )
             s0, s1 = s1, cell(s0, s1, weights)
         out = self.global_pooling(s1)
         return self.classifier(out.view(out.size(0), -1))
@@ -239,15 +263,19 @@ class RefNetwork(nn.Module):
 
 def ref_alpha_rows(mutator: DartsMutator) -> list[list[str]]:
     """Space ids of gradnas' op decisions in the order of the reference's alpha rows."""
-    return [[f"{cell_type}_node{i}_input{j}" for i in range(STEPS) for j in range(2 + i)]
-            for cell_type in ("normal", "reduce")]
+    return [
+        [f"{cell_type}_node{i}_input{j}" for i in range(STEPS) for j in range(2 + i)]
+        for cell_type in ("normal", "reduce")
+    ]
 
 
 def copy_into_reference(net: nn.Module, mutator: DartsMutator, ref: RefNetwork) -> None:
     """gradnas' weights into the reference by parameter order, alphas by space id."""
     net_params, ref_params = list(net.parameters()), list(ref.parameters())
     if len(net_params) != len(ref_params):
-        raise RuntimeError(f"gradnas has {len(net_params)} weight tensors, the reference {len(ref_params)}")
+        raise RuntimeError(
+            f"gradnas has {len(net_params)} weight tensors, the reference {len(ref_params)}"
+        )
     with torch.no_grad():
         for p, q in zip(net_params, ref_params):
             if p.shape != q.shape:
@@ -259,6 +287,7 @@ def copy_into_reference(net: nn.Module, mutator: DartsMutator, ref: RefNetwork) 
 
 
 # -- building each side ----------------------------------------------------------
+
 
 def build_gradnas(algorithm: str, space: Space, memory_efficient: bool):
     """gradnas' supernet, mutator and algorithm for ``algorithm``, each as its module documents."""
@@ -273,13 +302,20 @@ def build_gradnas(algorithm: str, space: Space, memory_efficient: bool):
         kwargs["op_mutable"] = DirichletOP
     if memory_efficient:
         kwargs["memory_efficient"] = True
-    net = DartsSearchNetwork(C=space.C, layers=space.layers, num_classes=space.num_classes,
-                             in_channels=space.in_channels, **kwargs)
+    net = DartsSearchNetwork(
+        C=space.C,
+        layers=space.layers,
+        num_classes=space.num_classes,
+        in_channels=space.in_channels,
+        **kwargs,
+    )
     mutator = SnasMutator() if algorithm == "snas" else DartsMutator()
     mutator.prepare_from_supernet(net)
     # DARTS' optimizers (quark0/darts train_search.py defaults); the others differ in lr only.
     w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    a_opt = torch.optim.Adam(
+        mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
     if algorithm in ("darts1", "darts2"):
         algo = Darts(net, mutator, w_opt, a_opt, unrolled=algorithm == "darts2")
     elif algorithm == "gdas":
@@ -295,8 +331,9 @@ def build_gradnas(algorithm: str, space: Space, memory_efficient: bool):
 
 def build_reference(space: Space):
     """The plain supernet with gradnas' initial weights, stepped by gradnas' Darts (first order)."""
-    net = DartsSearchNetwork(C=space.C, layers=space.layers, num_classes=space.num_classes,
-                             in_channels=space.in_channels)
+    net = DartsSearchNetwork(
+        C=space.C, layers=space.layers, num_classes=space.num_classes, in_channels=space.in_channels
+    )
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
     ref = RefNetwork(space)
@@ -304,16 +341,24 @@ def build_reference(space: Space):
     del net, mutator
     w_opt = torch.optim.SGD(ref.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(ref.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    return ref, Darts(ref, None, w_opt, a_opt)  # Darts reads the optimizers, never the mutator, in a step
+    return ref, Darts(
+        ref, None, w_opt, a_opt
+    )  # Darts reads the optimizers, never the mutator, in a step
 
 
 def batches(space: Space, batch_size: int, seed: int = 1):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch_size, space.in_channels, space.size, space.size, generator=gen),
-             torch.randint(0, space.num_classes, (batch_size,), generator=gen)) for _ in range(2)]
+    return [
+        (
+            torch.randn(batch_size, space.in_channels, space.size, space.size, generator=gen),
+            torch.randint(0, space.num_classes, (batch_size,), generator=gen),
+        )
+        for _ in range(2)
+    ]
 
 
 # -- one configuration -----------------------------------------------------------
+
 
 def peak_rss_mib() -> float:
     """This process's peak resident set size (Linux reports KiB)."""
@@ -330,7 +375,9 @@ def run_config(config: dict) -> dict:
         _, algo = build_reference(space)  # builds gradnas' supernet for its weights, then drops it
     else:
         _, _, algo = build_gradnas(config["algorithm"], space, config["memory_efficient"])
-        del_me = RefNetwork(space)  # so that both kinds of process built both networks before the baseline
+        del_me = RefNetwork(
+            space
+        )  # so that both kinds of process built both networks before the baseline
         del del_me
     train, val = batches(space, config["batch"])
     base = peak_rss_mib()
@@ -340,7 +387,12 @@ def run_config(config: dict) -> dict:
         algo.step(train, val)
         if i >= config["warmup"]:
             times.append(time.perf_counter() - start)
-    return {"times": times, "peak_rss_mib": peak_rss_mib(), "base_rss_mib": base, "inherited_rss_mib": inherited}
+    return {
+        "times": times,
+        "peak_rss_mib": peak_rss_mib(),
+        "base_rss_mib": base,
+        "inherited_rss_mib": inherited,
+    }
 
 
 def run_task(config: dict) -> dict:
@@ -354,8 +406,11 @@ def run_in_subprocess(config: dict) -> dict:
     must stay small: this driver never builds a network itself (the checks
     run in a subprocess too), and each worker reports the floor it inherited.
     """
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(config)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(config)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"worker for {config} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -363,12 +418,14 @@ def run_in_subprocess(config: dict) -> dict:
 
 # -- correctness check -----------------------------------------------------------
 
+
 def max_abs_diff(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor]) -> float:
     return max((x.detach() - y.detach()).abs().max().item() for x, y in zip(xs, ys, strict=True))
 
 
-def check_against_reference(space: Space, batch_size: int, dtype: torch.dtype, memory_efficient: bool,
-                            floor: bool = False) -> dict:
+def check_against_reference(
+    space: Space, batch_size: int, dtype: torch.dtype, memory_efficient: bool, floor: bool = False
+) -> dict:
     """Largest |gradnas - reference| of the logits, every weight gradient, every
     alpha gradient and every BatchNorm running statistic, after one training
     forward and backward on the same batch.
@@ -382,8 +439,13 @@ def check_against_reference(space: Space, batch_size: int, dtype: torch.dtype, m
     try:
         torch.manual_seed(0)
         kwargs = {"memory_efficient": True} if memory_efficient else {}
-        net = DartsSearchNetwork(C=space.C, layers=space.layers, num_classes=space.num_classes,
-                                 in_channels=space.in_channels, **kwargs)
+        net = DartsSearchNetwork(
+            C=space.C,
+            layers=space.layers,
+            num_classes=space.num_classes,
+            in_channels=space.in_channels,
+            **kwargs,
+        )
         mutator = DartsMutator()
         mutator.prepare_from_supernet(net)
         ref = RefNetwork(space)
@@ -398,23 +460,35 @@ def check_against_reference(space: Space, batch_size: int, dtype: torch.dtype, m
                 for a, b in zip(other.arch_parameters(), ref.arch_parameters()):
                     a.copy_(b)
             out = other(x.contiguous(memory_format=torch.channels_last))
-            grads = torch.autograd.grad(F.cross_entropy(out, y), list(other.parameters()) + other.arch_parameters())
-            alpha_grads, bn = list(grads[n:]), [m for m in other.modules() if isinstance(m, nn.BatchNorm2d)]
+            grads = torch.autograd.grad(
+                F.cross_entropy(out, y), list(other.parameters()) + other.arch_parameters()
+            )
+            alpha_grads, bn = (
+                list(grads[n:]),
+                [m for m in other.modules() if isinstance(m, nn.BatchNorm2d)],
+            )
         else:
             out = net(x)
             alphas = [mutator.arch_params[i] for rows in ids for i in rows]
             grads = torch.autograd.grad(F.cross_entropy(out, y), list(net.parameters()) + alphas)
-            alpha_grads = [torch.stack(grads[n:n + len(ids[0])]), torch.stack(grads[n + len(ids[0]):])]
+            alpha_grads = [
+                torch.stack(grads[n : n + len(ids[0])]),
+                torch.stack(grads[n + len(ids[0]) :]),
+            ]
             bn = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
         ref_out = ref(x)
-        ref_grads = torch.autograd.grad(F.cross_entropy(ref_out, y), list(ref.parameters()) + ref.arch_parameters())
+        ref_grads = torch.autograd.grad(
+            F.cross_entropy(ref_out, y), list(ref.parameters()) + ref.arch_parameters()
+        )
         ref_bn = [m for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
         stats = [t for m in bn for t in (m.running_mean, m.running_var)]
         ref_stats = [t for m in ref_bn for t in (m.running_mean, m.running_var)]
-        return {"logits": max_abs_diff([out], [ref_out]),
-                "weight_grads": max_abs_diff(grads[:n], ref_grads[:n]),
-                "alpha_grads": max_abs_diff(alpha_grads, ref_grads[n:]),
-                "bn_stats": max_abs_diff(stats, ref_stats) if len(bn) == len(ref_bn) else float("nan")}
+        return {
+            "logits": max_abs_diff([out], [ref_out]),
+            "weight_grads": max_abs_diff(grads[:n], ref_grads[:n]),
+            "alpha_grads": max_abs_diff(alpha_grads, ref_grads[n:]),
+            "bn_stats": max_abs_diff(stats, ref_stats) if len(bn) == len(ref_bn) else float("nan"),
+        }
     finally:
         torch.set_default_dtype(before)
 
@@ -424,7 +498,9 @@ def run_checks(config: dict) -> dict:
     torch.set_num_threads(config["threads"])
     space = Space(**config["space"])
     batch = config["batch"]
-    cases = [("gradnas", me, dtype) for me in config["modes"] for dtype in (torch.float64, torch.float32)]
+    cases = [
+        ("gradnas", me, dtype) for me in config["modes"] for dtype in (torch.float64, torch.float32)
+    ]
     cases.append(("floor", False, torch.float32))
     lines = []
     for kind, memory_efficient, dtype in cases:
@@ -434,12 +510,16 @@ def run_checks(config: dict) -> dict:
         else:
             mode = "memory-efficient" if memory_efficient else "default"
             what = f"gradnas - reference ({mode}, {str(dtype).removeprefix('torch.')})"
-        lines.append(f"max |{what}|, batch {batch}: logits {d['logits']:.2e}, weight grads "
-                     f"{d['weight_grads']:.2e}, alpha grads {d['alpha_grads']:.2e}, "
-                     f"BN running stats {d['bn_stats']:.2e}")
+        lines.append(
+            f"max |{what}|, batch {batch}: logits {d['logits']:.2e}, weight grads "
+            f"{d['weight_grads']:.2e}, alpha grads {d['alpha_grads']:.2e}, "
+            f"BN running stats {d['bn_stats']:.2e}"
+        )
     if config["gdas"]:
         ran, decisions = gdas_ops_run_per_forward(space)
-        lines.append(f"GDAS: {ran} candidate ops ran in one forward over {decisions} op decisions (one per edge)")
+        lines.append(
+            f"GDAS: {ran} candidate ops ran in one forward over {decisions} op decisions (one per edge)"
+        )
     return {"lines": lines}
 
 
@@ -463,34 +543,54 @@ def gdas_ops_run_per_forward(space: Space) -> tuple[int, int]:
 
 # -- the driver ------------------------------------------------------------------
 
+
 def summarise(results: list[dict]) -> dict:
     times = [t for r in results for t in r["times"]]
-    return {"min": min(times), "median": statistics.median(times), "max": max(times),
-            "peak": max(r["peak_rss_mib"] for r in results),
-            "step_mem": max(r["peak_rss_mib"] - r["base_rss_mib"] for r in results)}
+    return {
+        "min": min(times),
+        "median": statistics.median(times),
+        "max": max(times),
+        "peak": max(r["peak_rss_mib"] for r in results),
+        "step_mem": max(r["peak_rss_mib"] - r["base_rss_mib"] for r in results),
+    }
 
 
-def markdown_table(rows: list[tuple[str, str, int, dict]], refs: dict[int, dict], darts1: dict) -> str:
+def markdown_table(
+    rows: list[tuple[str, str, int, dict]], refs: dict[int, dict], darts1: dict
+) -> str:
     """One row per configuration; the reference columns read "-" when the reference did not run."""
-    lines = ["| algorithm | mode | batch | step min / median / max (s) | peak RSS (MiB) | step memory (MiB) "
-             "| time / ref (min) [median] | peak RSS / ref | step memory / ref "
-             "| time / gradnas DARTS 1st (min) [median] |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| algorithm | mode | batch | step min / median / max (s) | peak RSS (MiB) | step memory (MiB) "
+        "| time / ref (min) [median] | peak RSS / ref | step memory / ref "
+        "| time / gradnas DARTS 1st (min) [median] |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, mode, batch, s in rows:
         ref = refs.get(batch)
         own = darts1.get(batch)
-        vs_own = f"{s['min'] / own['min']:.2f} [{s['median'] / own['median']:.2f}]" if own is not None else "-"
-        vs_ref = "| - | - | -" if ref is None else (
-            f"| {s['min'] / ref['min']:.2f} [{s['median'] / ref['median']:.2f}] "
-            f"| {s['peak'] / ref['peak']:.2f} | {_ratio(s['step_mem'], ref['step_mem'])}")
+        vs_own = (
+            f"{s['min'] / own['min']:.2f} [{s['median'] / own['median']:.2f}]"
+            if own is not None
+            else "-"
+        )
+        vs_ref = (
+            "| - | - | -"
+            if ref is None
+            else (
+                f"| {s['min'] / ref['min']:.2f} [{s['median'] / ref['median']:.2f}] "
+                f"| {s['peak'] / ref['peak']:.2f} | {_ratio(s['step_mem'], ref['step_mem'])}"
+            )
+        )
         lines.append(
             f"| {label} | {mode} | {batch} | {s['min']:.3f} / {s['median']:.3f} / {s['max']:.3f} "
-            f"| {s['peak']:.0f} | {s['step_mem']:.0f} {vs_ref} | {vs_own} |")
+            f"| {s['peak']:.0f} | {s['step_mem']:.0f} {vs_ref} | {vs_own} |"
+        )
     return "\n".join(lines)
 
 
-def second_order_lines(results: dict[tuple, list[dict]], batch_sizes: Sequence[int],
-                       modes: Sequence[bool]) -> list[str]:
+def second_order_lines(
+    results: dict[tuple, list[dict]], batch_sizes: Sequence[int], modes: Sequence[bool]
+) -> list[str]:
     """Per batch size and mode: DARTS 2nd order / gradnas' own DARTS 1st order step time."""
     lines = []
     for memory_efficient in modes:
@@ -501,32 +601,63 @@ def second_order_lines(results: dict[tuple, list[dict]], batch_sizes: Sequence[i
                 continue
             s1, s2 = summarise(first), summarise(second)
             mode = "memory-efficient" if memory_efficient else "default"
-            lines.append(f"DARTS 2nd order / gradnas DARTS 1st order ({mode}), batch {batch}: "
-                         f"{s2['min'] / s1['min']:.2f} (min), {s2['median'] / s1['median']:.2f} (median)")
+            lines.append(
+                f"DARTS 2nd order / gradnas DARTS 1st order ({mode}), batch {batch}: "
+                f"{s2['min'] / s1['min']:.2f} (min), {s2['median'] / s1['median']:.2f} (median)"
+            )
     return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--batch-sizes", default="32,64", help="comma-separated batch sizes (default 32,64)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, each configuration once per "
-                        "round in a fresh process (default 3)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--batch-sizes", default="32,64", help="comma-separated batch sizes (default 32,64)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds, each configuration once per round in a fresh process (default 3)",
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed steps per process (default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before them (default 1)")
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
-                        help=f"comma-separated, from {','.join(ALGORITHMS)} (default all)")
-    parser.add_argument("--memory-efficient", action="store_true",
-                        help="also time gradnas with DartsSearchNetwork(memory_efficient=True)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="skip the plain reference supernet (its columns read '-'); e.g. to time\n"
-                             "DARTS 2nd order against gradnas' own 1st order on a busy machine")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: the cores this process may use; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny smoke run: C=4, 3 cells, 8x8 inputs, batch 2, 1 round of 1 step")
-    parser.add_argument("--in-process", action="store_true",
-                        help="run every configuration in this process (peak memory is then this process's "
-                             "high-water mark, not per configuration); for smoke runs")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps before them (default 1)"
+    )
+    parser.add_argument(
+        "--algorithms",
+        default=",".join(ALGORITHMS),
+        help=f"comma-separated, from {','.join(ALGORITHMS)} (default all)",
+    )
+    parser.add_argument(
+        "--memory-efficient",
+        action="store_true",
+        help="also time gradnas with DartsSearchNetwork(memory_efficient=True)",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the plain reference supernet (its columns read '-'); e.g. to time\n"
+        "DARTS 2nd order against gradnas' own 1st order on a busy machine",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the cores this process may use; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny smoke run: C=4, 3 cells, 8x8 inputs, batch 2, 1 round of 1 step",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every configuration in this process (peak memory is then this process's "
+        "high-water mark, not per configuration); for smoke runs",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is None:
@@ -537,7 +668,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         try:
             args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
         except ValueError:
-            parser.error(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}")
+            parser.error(
+                f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}"
+            )
         if args.threads is None:
             args.threads = 1 if args.quick else len(os.sched_getaffinity(0))
         if args.quick:
@@ -565,63 +698,108 @@ def main(argv: Sequence[str] | None = None) -> None:
     space = QUICK if args.quick else FULL
     run = run_task if args.in_process else run_in_subprocess
     modes = [False, True] if args.memory_efficient else [False]
-    print(f"# DARTS space C={space.C}, {space.layers} cells, {space.num_classes} classes, "
-          f"{space.in_channels}x{space.size}x{space.size}; torch {torch.__version__}, {args.threads} threads; "
-          f"{args.rounds} round(s) x {args.steps} step(s) after {args.warmup} warm-up\n")
+    print(
+        f"# DARTS space C={space.C}, {space.layers} cells, {space.num_classes} classes, "
+        f"{space.in_channels}x{space.size}x{space.size}; torch {torch.__version__}, {args.threads} threads; "
+        f"{args.rounds} round(s) x {args.steps} step(s) after {args.warmup} warm-up\n"
+    )
 
     # One thread: the checks time nothing, and on a busy machine small ops under
     # several OpenMP threads can be slower by orders of magnitude.
-    checks = {"task": "check", "space": dataclasses.asdict(space), "threads": 1,
-              "batch": 2 if args.quick else 4, "modes": modes, "gdas": "gdas" in args.algorithms}
+    checks = {
+        "task": "check",
+        "space": dataclasses.asdict(space),
+        "threads": 1,
+        "batch": 2 if args.quick else 4,
+        "modes": modes,
+        "gdas": "gdas" in args.algorithms,
+    }
     print("\n".join(run(checks)["lines"]) + "\n")
 
-    base = {"task": "time", "space": dataclasses.asdict(space), "threads": args.threads, "steps": args.steps,
-            "warmup": args.warmup, "memory_efficient": False}
+    base = {
+        "task": "time",
+        "space": dataclasses.asdict(space),
+        "threads": args.threads,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "memory_efficient": False,
+    }
     jobs = []  # (key, config)
     for batch in args.batch_sizes:
         if not args.no_reference:
-            jobs.append((("reference", batch, False), {**base, "impl": "reference", "algorithm": "darts1",
-                                                        "batch": batch}))
+            jobs.append(
+                (
+                    ("reference", batch, False),
+                    {**base, "impl": "reference", "algorithm": "darts1", "batch": batch},
+                )
+            )
         for algorithm in args.algorithms:
             for memory_efficient in modes:
-                jobs.append(((algorithm, batch, memory_efficient),
-                             {**base, "impl": "gradnas", "algorithm": algorithm, "batch": batch,
-                              "memory_efficient": memory_efficient}))
+                jobs.append(
+                    (
+                        (algorithm, batch, memory_efficient),
+                        {
+                            **base,
+                            "impl": "gradnas",
+                            "algorithm": algorithm,
+                            "batch": batch,
+                            "memory_efficient": memory_efficient,
+                        },
+                    )
+                )
     results: dict[tuple, list[dict]] = {}
     for r in range(args.rounds):
         # Alternate the order each round, so that a slow drift of the shared machine
         # does not always favour the same side.
-        for key, config in (jobs if r % 2 == 0 else jobs[::-1]):
+        for key, config in jobs if r % 2 == 0 else jobs[::-1]:
             results.setdefault(key, []).append(run(config))
             print(f"round {r + 1}/{args.rounds}: {key} done", file=sys.stderr, flush=True)
 
-    refs = {batch: summarise(results[("reference", batch, False)]) for batch in args.batch_sizes
-            if ("reference", batch, False) in results}
-    darts1 = {batch: summarise(results[("darts1", batch, False)]) for batch in args.batch_sizes
-              if ("darts1", batch, False) in results}
+    refs = {
+        batch: summarise(results[("reference", batch, False)])
+        for batch in args.batch_sizes
+        if ("reference", batch, False) in results
+    }
+    darts1 = {
+        batch: summarise(results[("darts1", batch, False)])
+        for batch in args.batch_sizes
+        if ("darts1", batch, False) in results
+    }
     rows = []
     for batch in args.batch_sizes:
         if batch in refs:
             rows.append((REFERENCE_LABEL, "plain", batch, refs[batch]))
         for algorithm in args.algorithms:
             for memory_efficient in modes:
-                rows.append((ALGORITHMS[algorithm], "memory-efficient" if memory_efficient else "default", batch,
-                             summarise(results[(algorithm, batch, memory_efficient)])))
+                rows.append(
+                    (
+                        ALGORITHMS[algorithm],
+                        "memory-efficient" if memory_efficient else "default",
+                        batch,
+                        summarise(results[(algorithm, batch, memory_efficient)]),
+                    )
+                )
     print(markdown_table(rows, refs, darts1))
     ratios = second_order_lines(results, args.batch_sizes, modes)
     if ratios:
         print("\n" + "\n".join(ratios))
-    print("\nratios are gradnas / reference on identical initial weights; time ratios compare the minimum step "
-          "time over all rounds (medians in brackets); step memory is the peak RSS minus the RSS before the "
-          "first step.")
+    print(
+        "\nratios are gradnas / reference on identical initial weights; time ratios compare the minimum step "
+        "time over all rounds (medians in brackets); step memory is the peak RSS minus the RSS before the "
+        "first step."
+    )
     everything = [r for rs in results.values() for r in rs]
     inherited = max(r["inherited_rss_mib"] for r in everything)
     lowest_base = min(r["base_rss_mib"] for r in everything)
     if args.in_process:
-        print("--in-process: every configuration ran in this process, so the memory columns are not per configuration.")
+        print(
+            "--in-process: every configuration ran in this process, so the memory columns are not per configuration."
+        )
     elif inherited >= lowest_base:
-        print(f"WARNING: a worker inherited a peak RSS of {inherited:.0f} MiB from this driver, above a baseline of "
-              f"{lowest_base:.0f} MiB: the peak RSS columns are unreliable.")
+        print(
+            f"WARNING: a worker inherited a peak RSS of {inherited:.0f} MiB from this driver, above a baseline of "
+            f"{lowest_base:.0f} MiB: the peak RSS columns are unreliable."
+        )
 
 
 if __name__ == "__main__":

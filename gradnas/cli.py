@@ -34,13 +34,22 @@ from .genotype import GenotypeError
 
 
 def _search_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="run an architecture search",
-                       description="Run a differentiable architecture search and write a run folder with the "
-                                   "found genotype, per-epoch metrics and alphas, and a checkpoint. Defaults: "
-                                   "first-order DARTS on the bundled 8x8 digits (no download).")
-    p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags below override its values")
+    p = sub.add_parser(
+        "search",
+        help="run an architecture search",
+        description="Run a differentiable architecture search and write a run folder with the "
+        "found genotype, per-epoch metrics and alphas, and a checkpoint. Defaults: "
+        "first-order DARTS on the bundled 8x8 digits (no download).",
+    )
+    p.add_argument(
+        "--config", metavar="FILE.yaml", help="YAML config; flags below override its values"
+    )
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
-    p.add_argument("--space", choices=SPACES, help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)")
+    p.add_argument(
+        "--space",
+        choices=SPACES,
+        help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)",
+    )
     p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
     p.add_argument("--epochs", type=int, help="number of search epochs")
@@ -48,48 +57,90 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/search-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue an interrupted search from its last checkpoint, with its stored config")
-    p.add_argument("--then-train", action="store_true",
-                   help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
-                        "or --train-config")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted search from its last checkpoint, with its stored config",
+    )
+    p.add_argument(
+        "--then-train",
+        action="store_true",
+        help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
+        "or --train-config",
+    )
     p.add_argument("--train-config", metavar="FILE.yaml", help="train config for --then-train")
-    p.add_argument("--device", choices=DEVICES, help="auto (a GPU when there is one), cpu or cuda (default: auto)")
-    p.add_argument("--sync-bn", action="store_true", default=None,
-                   help="under torchrun on GPUs: BatchNorm statistics over the global batch")
-    p.add_argument("--tensorboard", action="store_true", default=None,
-                   help="also log scalars and alpha histograms to RUN_DIR/tensorboard (needs tensorboard)")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="auto (a GPU when there is one), cpu or cuda (default: auto)",
+    )
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="under torchrun on GPUs: BatchNorm statistics over the global batch",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=None,
+        help="also log scalars and alpha histograms to RUN_DIR/tensorboard (needs tensorboard)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_search)
 
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(args.config) if args.config else SearchConfig()
-    return _override(cfg, {("algorithm",): args.algorithm, ("space",): args.space, ("epochs",): args.epochs,
-                           ("tensorboard",): args.tensorboard, ("seed",): args.seed, ("device",): args.device,
-                           ("sync_bn",): args.sync_bn,
-                           ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
-                           ("data", "batch_size"): args.batch_size}, SearchConfig)
+    return _override(
+        cfg,
+        {
+            ("algorithm",): args.algorithm,
+            ("space",): args.space,
+            ("epochs",): args.epochs,
+            ("tensorboard",): args.tensorboard,
+            ("seed",): args.seed,
+            ("device",): args.device,
+            ("sync_bn",): args.sync_bn,
+            ("data", "name"): args.data,
+            ("data", "data_dir"): args.data_dir,
+            ("data", "batch_size"): args.batch_size,
+        },
+        SearchConfig,
+    )
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from .engine.search import run_search  # torch import only when a command runs
 
     if args.resume:
-        _reject_with_resume(args, {"--config": args.config, "--algorithm": args.algorithm, "--space": args.space,
-                                   "--tensorboard": args.tensorboard, "--device": args.device,
-                                   "--sync-bn": args.sync_bn,
-                                   "--data": args.data,
-                                   "--data-dir": args.data_dir, "--epochs": args.epochs,
-                                   "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
-                                   "--force": args.force})
+        _reject_with_resume(
+            args,
+            {
+                "--config": args.config,
+                "--algorithm": args.algorithm,
+                "--space": args.space,
+                "--tensorboard": args.tensorboard,
+                "--device": args.device,
+                "--sync-bn": args.sync_bn,
+                "--data": args.data,
+                "--data-dir": args.data_dir,
+                "--epochs": args.epochs,
+                "--batch-size": args.batch_size,
+                "--seed": args.seed,
+                "--out": args.out,
+                "--force": args.force,
+            },
+        )
         run_search(SearchConfig(), args.resume, progress=not args.no_progress, resume=True)
         return 0
     cfg = _search_config(args)
     train_cfg = None
     if args.then_train or args.train_config:
         # Checked before the search starts, so a bad train config costs no search time.
-        train_cfg = load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
+        train_cfg = (
+            load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
+        )
     out = args.out or default_out("search")
     if cfg.algorithm == "random":
         from .engine.random_search import run_random_search
@@ -100,19 +151,28 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if train_cfg is not None:
         from .engine.train import run_train
 
-        train_cfg = _override(train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig)
+        train_cfg = _override(
+            train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig
+        )
         run_train(train_cfg, Path(out) / "train", force=args.force, progress=not args.no_progress)
     return 0
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="retrain the derived network of a genotype",
-                       description="Train the network of a genotype (a published name such as DARTS_V2, a "
-                                   "genotype.json, or a search run folder) from scratch and report its test "
-                                   "accuracy. Defaults: the bundled 8x8 digits, trained on the search's train and "
-                                   "val halves, tested on the held-out test split.")
-    p.add_argument("--genotype", metavar="NAME|FILE|RUN_DIR", help="the architecture (default: DARTS_V2)")
-    p.add_argument("--config", metavar="FILE.yaml", help="YAML train config; flags below override its values")
+    p = sub.add_parser(
+        "train",
+        help="retrain the derived network of a genotype",
+        description="Train the network of a genotype (a published name such as DARTS_V2, a "
+        "genotype.json, or a search run folder) from scratch and report its test "
+        "accuracy. Defaults: the bundled 8x8 digits, trained on the search's train and "
+        "val halves, tested on the held-out test split.",
+    )
+    p.add_argument(
+        "--genotype", metavar="NAME|FILE|RUN_DIR", help="the architecture (default: DARTS_V2)"
+    )
+    p.add_argument(
+        "--config", metavar="FILE.yaml", help="YAML train config; flags below override its values"
+    )
     p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
     p.add_argument("--epochs", type=int, help="training epochs")
@@ -121,9 +181,17 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted training run")
-    p.add_argument("--device", choices=DEVICES, help="auto (a GPU when there is one), cpu or cuda (default: auto)")
-    p.add_argument("--sync-bn", action="store_true", default=None,
-                   help="under torchrun on GPUs: BatchNorm statistics over the global batch")
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        help="auto (a GPU when there is one), cpu or cuda (default: auto)",
+    )
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="under torchrun on GPUs: BatchNorm statistics over the global batch",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summary lines only")
     p.set_defaults(func=_cmd_train)
 
@@ -143,26 +211,49 @@ def _override(cfg, overrides: dict[tuple[str, ...], object], cls):
 def _reject_with_resume(args: argparse.Namespace, flags: dict[str, object]) -> None:
     clashing = [flag for flag, value in flags.items() if value not in (None, False)]
     if clashing:
-        raise ConfigError(f"--resume continues the run with the config stored in its folder; "
-                          f"it cannot be combined with {', '.join(clashing)}")
+        raise ConfigError(
+            f"--resume continues the run with the config stored in its folder; "
+            f"it cannot be combined with {', '.join(clashing)}"
+        )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .engine.train import run_train
 
     if args.resume:
-        _reject_with_resume(args, {"--genotype": args.genotype, "--config": args.config, "--data": args.data,
-                                   "--device": args.device, "--sync-bn": args.sync_bn,
-                                   "--data-dir": args.data_dir, "--epochs": args.epochs,
-                                   "--batch-size": args.batch_size, "--seed": args.seed, "--out": args.out,
-                                   "--force": args.force})
+        _reject_with_resume(
+            args,
+            {
+                "--genotype": args.genotype,
+                "--config": args.config,
+                "--data": args.data,
+                "--device": args.device,
+                "--sync-bn": args.sync_bn,
+                "--data-dir": args.data_dir,
+                "--epochs": args.epochs,
+                "--batch-size": args.batch_size,
+                "--seed": args.seed,
+                "--out": args.out,
+                "--force": args.force,
+            },
+        )
         run_train(TrainConfig(), args.resume, progress=not args.no_progress, resume=True)
         return 0
     cfg = load_config(args.config, TrainConfig) if args.config else TrainConfig()
-    cfg = _override(cfg, {("genotype",): args.genotype, ("epochs",): args.epochs, ("seed",): args.seed,
-                          ("device",): args.device, ("sync_bn",): args.sync_bn,
-                          ("data", "name"): args.data, ("data", "data_dir"): args.data_dir,
-                          ("data", "batch_size"): args.batch_size}, TrainConfig)
+    cfg = _override(
+        cfg,
+        {
+            ("genotype",): args.genotype,
+            ("epochs",): args.epochs,
+            ("seed",): args.seed,
+            ("device",): args.device,
+            ("sync_bn",): args.sync_bn,
+            ("data", "name"): args.data,
+            ("data", "data_dir"): args.data_dir,
+            ("data", "batch_size"): args.batch_size,
+        },
+        TrainConfig,
+    )
     out = args.out or default_out("train")
     run_train(cfg, out, force=args.force, progress=not args.no_progress)
     return 0
@@ -172,22 +263,37 @@ def default_out(kind: str) -> str:
     """``runs/<kind>-<time>``; under torchrun the ranks could read different
     clocks, so there the run folder must be named."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("under torchrun, name the run folder with --out (each process must use the same one)")
+        raise ConfigError(
+            "under torchrun, name the run folder with --out (each process must use the same one)"
+        )
     return time.strftime(f"runs/{kind}-%Y%m%d-%H%M%S")
 
 
 def _plot_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="draw a run's alphas, cells and curves, or any genotype's cells",
-                       description="Write PNG and SVG plots into a search run folder: softmax weights of every op "
-                                   "on every edge over the epochs (derived choices marked), the normal and "
-                                   "reduction cells as diagrams (Graphviz when 'dot' is installed, matplotlib "
-                                   "otherwise), and loss/accuracy curves. With --genotype, draw that genotype's "
-                                   "cells into --out.")
+    p = sub.add_parser(
+        "plot",
+        help="draw a run's alphas, cells and curves, or any genotype's cells",
+        description="Write PNG and SVG plots into a search run folder: softmax weights of every op "
+        "on every edge over the epochs (derived choices marked), the normal and "
+        "reduction cells as diagrams (Graphviz when 'dot' is installed, matplotlib "
+        "otherwise), and loss/accuracy curves. With --genotype, draw that genotype's "
+        "cells into --out.",
+    )
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a gradnas search run folder")
-    p.add_argument("--genotype", metavar="NAME|FILE", help="draw this genotype (e.g. DARTS_V2) instead of a run")
-    p.add_argument("--out", metavar="DIR", help="folder for --genotype plots (default: plots-<name>)")
-    p.add_argument("--renderer", choices=("auto", "graphviz", "matplotlib"), default="auto",
-                   help="cell diagram renderer (default: Graphviz when installed)")
+    p.add_argument(
+        "--genotype",
+        metavar="NAME|FILE",
+        help="draw this genotype (e.g. DARTS_V2) instead of a run",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="folder for --genotype plots (default: plots-<name>)"
+    )
+    p.add_argument(
+        "--renderer",
+        choices=("auto", "graphviz", "matplotlib"),
+        default="auto",
+        help="cell diagram renderer (default: Graphviz when installed)",
+    )
     p.set_defaults(func=_cmd_plot)
 
 
@@ -204,7 +310,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             paths = plot_genotype(genotype, out, renderer=args.renderer)
         else:
             paths = plot_run(Path(args.run_dir), renderer=args.renderer)
-    except (ValueError, RuntimeError) as err:  # unreadable run files, a failing dot: one line, no traceback
+    except (
+        ValueError,
+        RuntimeError,
+    ) as err:  # unreadable run files, a failing dot: one line, no traceback
         if isinstance(err, GenotypeError):
             raise
         raise ConfigError(str(err)) from None
@@ -214,14 +323,25 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _inspect_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="weights and multiply-adds of a genotype's network",
-                       description="Print the weight count (without and with the auxiliary head) and the "
-                                   "multiply-adds (convolutions and linear layers, torch.utils.flop_counter, "
-                                   "MACs = FLOPs / 2) of a genotype's derived network at DARTS' evaluation "
-                                   "sizes unless overridden.")
-    p.add_argument("genotype", metavar="GENOTYPE", help="published name (e.g. DARTS_V2), genotype file or run folder")
-    p.add_argument("--network", choices=("cifar", "imagenet"), default="cifar",
-                   help="NetworkCIFAR (C=36, 20 cells, 32x32) or NetworkImageNet (C=48, 14 cells, 224x224)")
+    p = sub.add_parser(
+        "inspect",
+        help="weights and multiply-adds of a genotype's network",
+        description="Print the weight count (without and with the auxiliary head) and the "
+        "multiply-adds (convolutions and linear layers, torch.utils.flop_counter, "
+        "MACs = FLOPs / 2) of a genotype's derived network at DARTS' evaluation "
+        "sizes unless overridden.",
+    )
+    p.add_argument(
+        "genotype",
+        metavar="GENOTYPE",
+        help="published name (e.g. DARTS_V2), genotype file or run folder",
+    )
+    p.add_argument(
+        "--network",
+        choices=("cifar", "imagenet"),
+        default="cifar",
+        help="NetworkCIFAR (C=36, 20 cells, 32x32) or NetworkImageNet (C=48, 14 cells, 224x224)",
+    )
     p.add_argument("--C", type=int, help="channels of the first cells")
     p.add_argument("--layers", type=int, help="cells")
     p.add_argument("--num-classes", type=int, help="classifier outputs")
@@ -236,26 +356,44 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     genotype = resolve_genotype(args.genotype)
     try:
-        info = describe_genotype(genotype, args.network, C=args.C, layers=args.layers, num_classes=args.num_classes,
-                                 in_channels=args.in_channels, image_size=args.image_size)
+        info = describe_genotype(
+            genotype,
+            args.network,
+            C=args.C,
+            layers=args.layers,
+            num_classes=args.num_classes,
+            in_channels=args.in_channels,
+            image_size=args.image_size,
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
     print(f"genotype      {genotype}")
-    print(f"network       {info['network']}: C={info['C']}, {info['layers']} cells, {info['num_classes']} classes, "
-          f"{info['in_channels']}x{info['image_size']}x{info['image_size']} input")
-    print(f"weights       {info['params']:,} ({info['params_with_auxiliary']:,} with the auxiliary head)")
+    print(
+        f"network       {info['network']}: C={info['C']}, {info['layers']} cells, {info['num_classes']} classes, "
+        f"{info['in_channels']}x{info['image_size']}x{info['image_size']} input"
+    )
+    print(
+        f"weights       {info['params']:,} ({info['params_with_auxiliary']:,} with the auxiliary head)"
+    )
     print(f"multiply-adds {info['macs']:,}")
     return 0
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a trained network for deployment (ONNX or torch.export)",
-                       description="Export the network of a `gradnas train` run folder, in eval mode, as ONNX "
-                                   "(torch.onnx, checked against onnxruntime) or as a torch.export program (.pt2). "
-                                   "The batch dimension is dynamic.")
+    p = sub.add_parser(
+        "export",
+        help="export a trained network for deployment (ONNX or torch.export)",
+        description="Export the network of a `gradnas train` run folder, in eval mode, as ONNX "
+        "(torch.onnx, checked against onnxruntime) or as a torch.export program (.pt2). "
+        "The batch dimension is dynamic.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a gradnas train run folder")
-    p.add_argument("--format", choices=("onnx", "pt2"), default="onnx", help="output format (default: onnx)")
-    p.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/model.onnx or model.pt2)")
+    p.add_argument(
+        "--format", choices=("onnx", "pt2"), default="onnx", help="output format (default: onnx)"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="output file (default: RUN_DIR/model.onnx or model.pt2)"
+    )
     p.set_defaults(func=_cmd_export)
 
 
@@ -273,8 +411,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             opset = export_onnx(model, example, out)
             x = torch.randn(4, *example.shape[1:])
-            print(f"wrote {out} (ONNX opset {opset}); max abs difference to PyTorch on a random batch: "
-                  f"{max_abs_difference_onnx(out, model, x):.2e}")
+            print(
+                f"wrote {out} (ONNX opset {opset}); max abs difference to PyTorch on a random batch: "
+                f"{max_abs_difference_onnx(out, model, x):.2e}"
+            )
         else:
             export_pt2(model, example, out)
             print(f"wrote {out} (torch.export program; load with torch.export.load)")
@@ -284,7 +424,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradnas", description="Differentiable neural architecture search.")
+    parser = argparse.ArgumentParser(
+        prog="gradnas", description="Differentiable neural architecture search."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _search_parser(sub)
     _train_parser(sub)
@@ -312,7 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 1
     finally:
-        if "torch.distributed" in sys.modules:  # leave torchrun's process group, if this run joined one
+        if (
+            "torch.distributed" in sys.modules
+        ):  # leave torchrun's process group, if this run joined one
             from .parallel import finish
 
             finish(completed)

@@ -25,7 +25,13 @@ import yaml
 ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos", "random")
 SPACES = ("darts", "nb201")
 DEVICES = ("auto", "cpu", "cuda")  # auto: this rank's GPU when CUDA is available, else the CPU
-NB201_ALGORITHMS = ("darts", "darts2", "gdas", "snas", "drnas")  # pcdarts, spos, random: DARTS cells only
+NB201_ALGORITHMS = (
+    "darts",
+    "darts2",
+    "gdas",
+    "snas",
+    "drnas",
+)  # pcdarts, spos, random: DARTS cells only
 HESSIANS = ("finite_difference", "exact")
 REGULARIZERS = ("l2", "kl")
 DATASETS = ("digits", "cifar10", "cifar100")
@@ -40,9 +46,15 @@ class DataConfig:
     name: str = "digits"  # digits (bundled 8x8, no download), cifar10 or cifar100 (binary files in data_dir)
     data_dir: str = ""  # folder of the CIFAR binary files; unused for digits
     batch_size: int = 64
-    val_fraction: float = 0.5  # share of the search data used as DARTS' validation half (DARTS: 0.5)
-    test_fraction: float = 0.2  # digits only: held out from the search entirely (CIFAR has its test set)
-    augment: bool = False  # random crop (4-pixel padding on CIFAR, 1 on digits) and horizontal flip (CIFAR)
+    val_fraction: float = (
+        0.5  # share of the search data used as DARTS' validation half (DARTS: 0.5)
+    )
+    test_fraction: float = (
+        0.2  # digits only: held out from the search entirely (CIFAR has its test set)
+    )
+    augment: bool = (
+        False  # random crop (4-pixel padding on CIFAR, 1 on digits) and horizontal flip (CIFAR)
+    )
     cutout: int = 0  # cutout length on training images; DARTS retrains CIFAR with 16
 
 
@@ -99,7 +111,9 @@ class SnasOptions:
     # Soft Gumbel temperature, annealed linearly (SNAS release: 1 -> 0.03).
     tau_start: float = 1.0
     tau_end: float = 0.03
-    resource_penalty: float = 0.0  # weight of the expected op cost (parameter count) in the loss; 0: off
+    resource_penalty: float = (
+        0.0  # weight of the expected op cost (parameter count) in the loss; 0: off
+    )
 
 
 @dataclass
@@ -111,10 +125,18 @@ class DrnasOptions:
     # stages, and before each later stage every edge keeps only its strongest ops and the
     # partial-channel ops widen to the stage's K. One list entry per stage.
     progressive: bool = False
-    stage_fractions: list[float] = field(default_factory=lambda: [0.5, 0.5])  # share of the epochs (release: 25 + 25 of 50)
-    warmup_fraction: float = 0.4  # share of each stage without architecture steps (release: 10 of 25 epochs)
-    partial_channels: list[int] = field(default_factory=lambda: [6, 4])  # K per stage (release: ks = [6, 4])
-    num_ops: list[int] = field(default_factory=lambda: [7, 4])  # ops per edge in each stage (release: num_keeps = [7, 4])
+    stage_fractions: list[float] = field(
+        default_factory=lambda: [0.5, 0.5]
+    )  # share of the epochs (release: 25 + 25 of 50)
+    warmup_fraction: float = (
+        0.4  # share of each stage without architecture steps (release: 10 of 25 epochs)
+    )
+    partial_channels: list[int] = field(
+        default_factory=lambda: [6, 4]
+    )  # K per stage (release: ks = [6, 4])
+    num_ops: list[int] = field(
+        default_factory=lambda: [7, 4]
+    )  # ops per edge in each stage (release: num_keeps = [7, 4])
 
 
 @dataclass
@@ -125,7 +147,9 @@ class SposOptions:
     generations: int = 20
     parents: int = 10
     mutation_prob: float = 0.1
-    bn_batches: int = 0  # re-estimate BatchNorm statistics per path on N training batches (SPOS); 0: off
+    bn_batches: int = (
+        0  # re-estimate BatchNorm statistics per path on N training batches (SPOS); 0: off
+    )
 
 
 @dataclass
@@ -149,14 +173,22 @@ class NB201Options:
 @dataclass
 class SearchConfig:
     algorithm: str = "darts"
-    space: str = "darts"  # darts: DARTS cells (network section); nb201: NAS-Bench-201 cells (nb201 section)
+    space: str = (
+        "darts"  # darts: DARTS cells (network section); nb201: NAS-Bench-201 cells (nb201 section)
+    )
     epochs: int = 16
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     device: str = "auto"  # auto, cpu or cuda
-    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
-    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
-    plots: bool = True  # draw alphas, cells and curves into the run folder at the end (gradnas plot)
+    sync_bn: bool = (
+        False  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
+    )
+    checkpoint_every: int = (
+        0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
+    )
+    plots: bool = (
+        True  # draw alphas, cells and curves into the run folder at the end (gradnas plot)
+    )
     plot_every: int = 0  # also draw them every N epochs; 0: only at the end
     tensorboard: bool = False  # also log scalars and alpha histograms to RUN_DIR/tensorboard
     data: DataConfig = field(default_factory=DataConfig)
@@ -173,37 +205,88 @@ class SearchConfig:
 
     def validate(self) -> SearchConfig:
         """Range checks that the types alone do not express."""
-        _check(self.algorithm in ALGORITHMS, "algorithm", f"unknown algorithm {self.algorithm!r}; known: {list(ALGORITHMS)}")
+        _check(
+            self.algorithm in ALGORITHMS,
+            "algorithm",
+            f"unknown algorithm {self.algorithm!r}; known: {list(ALGORITHMS)}",
+        )
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
-        _check(self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}")
-        _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _check(
+            self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}"
+        )
+        _check(
+            self.checkpoint_every >= 0,
+            "checkpoint_every",
+            f"must be >= 0, got {self.checkpoint_every}",
+        )
         _check(self.plot_every >= 0, "plot_every", f"must be >= 0, got {self.plot_every}")
-        _check(self.space in SPACES, "space", f"unknown search space {self.space!r}; known: {list(SPACES)}")
+        _check(
+            self.space in SPACES,
+            "space",
+            f"unknown search space {self.space!r}; known: {list(SPACES)}",
+        )
         if self.space == "nb201":
-            _check(self.algorithm in NB201_ALGORITHMS, "algorithm",
-                   f"{self.algorithm} does not apply to the nb201 space; use one of {list(NB201_ALGORITHMS)}")
+            _check(
+                self.algorithm in NB201_ALGORITHMS,
+                "algorithm",
+                f"{self.algorithm} does not apply to the nb201 space; use one of {list(NB201_ALGORITHMS)}",
+            )
             _check(self.nb201.C >= 1, "nb201.C", f"must be >= 1, got {self.nb201.C}")
             _check(self.nb201.N >= 1, "nb201.N", f"must be >= 1, got {self.nb201.N}")
         _validate_data(self.data)
         net = self.network
-        _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
-        _check(net.layers >= 3, "network.layers",
-               f"must be >= 3 (reductions at 1/3 and 2/3 of the depth leave no normal cell), got {net.layers}")
+        _check(
+            net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}"
+        )
+        _check(
+            net.layers >= 3,
+            "network.layers",
+            f"must be >= 3 (reductions at 1/3 and 2/3 of the depth leave no normal cell), got {net.layers}",
+        )
         _check(net.steps >= 1, "network.steps", f"must be >= 1, got {net.steps}")
-        _check(1 <= net.multiplier <= net.steps, "network.multiplier", f"must be in 1..steps, got {net.multiplier}")
-        _check(net.stem_multiplier >= 1, "network.stem_multiplier", f"must be >= 1, got {net.stem_multiplier}")
+        _check(
+            1 <= net.multiplier <= net.steps,
+            "network.multiplier",
+            f"must be in 1..steps, got {net.multiplier}",
+        )
+        _check(
+            net.stem_multiplier >= 1,
+            "network.stem_multiplier",
+            f"must be >= 1, got {net.stem_multiplier}",
+        )
         for f in dataclasses.fields(self.optim):
             value = getattr(self.optim, f.name)
             _check(value >= 0, f"optim.{f.name}", f"must be >= 0, got {value}")
-        _check(self.optim.weight_lr > 0 and self.optim.arch_lr > 0, "optim",
-               "weight_lr and arch_lr must be > 0")
-        _check(self.optim.weight_lr_min <= self.optim.weight_lr, "optim.weight_lr_min", "must be <= weight_lr")
-        _check(self.darts2.hessian in HESSIANS, "darts2.hessian", f"must be one of {list(HESSIANS)}")
-        _check(0 < self.gdas.tau_min <= self.gdas.tau_max, "gdas.tau_min", "need 0 < tau_min <= tau_max")
-        _check(0 < self.snas.tau_end and 0 < self.snas.tau_start, "snas.tau_start", "temperatures must be > 0")
+        _check(
+            self.optim.weight_lr > 0 and self.optim.arch_lr > 0,
+            "optim",
+            "weight_lr and arch_lr must be > 0",
+        )
+        _check(
+            self.optim.weight_lr_min <= self.optim.weight_lr,
+            "optim.weight_lr_min",
+            "must be <= weight_lr",
+        )
+        _check(
+            self.darts2.hessian in HESSIANS, "darts2.hessian", f"must be one of {list(HESSIANS)}"
+        )
+        _check(
+            0 < self.gdas.tau_min <= self.gdas.tau_max,
+            "gdas.tau_min",
+            "need 0 < tau_min <= tau_max",
+        )
+        _check(
+            0 < self.snas.tau_end and 0 < self.snas.tau_start,
+            "snas.tau_start",
+            "temperatures must be > 0",
+        )
         _check(self.snas.resource_penalty >= 0, "snas.resource_penalty", "must be >= 0")
-        _check(self.drnas.regularizer in REGULARIZERS, "drnas.regularizer", f"must be one of {list(REGULARIZERS)}")
+        _check(
+            self.drnas.regularizer in REGULARIZERS,
+            "drnas.regularizer",
+            f"must be one of {list(REGULARIZERS)}",
+        )
         _check(self.drnas.kl_weight >= 0, "drnas.kl_weight", "must be >= 0")
         _validate_drnas_progressive(self)
         sp = self.spos
@@ -214,16 +297,22 @@ class SearchConfig:
         _check(sp.bn_batches >= 0, "spos.bn_batches", "must be >= 0")
         rs = self.random
         for key in ("trials", "epochs", "layers"):
-            _check(getattr(rs, key) >= (3 if key == "layers" else 1), f"random.{key}",
-                   f"must be >= {3 if key == 'layers' else 1}, got {getattr(rs, key)}")
+            _check(
+                getattr(rs, key) >= (3 if key == "layers" else 1),
+                f"random.{key}",
+                f"must be >= {3 if key == 'layers' else 1}, got {getattr(rs, key)}",
+            )
         _check(rs.C >= 2 and rs.C % 2 == 0, "random.C", f"must be an even number >= 2, got {rs.C}")
         pc = self.pcdarts
         _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
         _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")
         if self.algorithm == "pcdarts":
-            _check(net.C % pc.partial_channels == 0 and (net.C // pc.partial_channels) % 2 == 0, "network.C",
-                   f"pcdarts needs C divisible by partial_channels ({pc.partial_channels}) into an even "
-                   f"number of channels, got C={net.C}")
+            _check(
+                net.C % pc.partial_channels == 0 and (net.C // pc.partial_channels) % 2 == 0,
+                "network.C",
+                f"pcdarts needs C divisible by partial_channels ({pc.partial_channels}) into an even "
+                f"number of channels, got C={net.C}",
+            )
         for key in ("momentum", "arch_beta1", "arch_beta2"):
             value = getattr(self.optim, key)
             _check(value < 1, f"optim.{key}", f"must be < 1, got {value}")
@@ -255,51 +344,94 @@ def _validate_drnas_progressive(cfg: SearchConfig) -> None:
     dr = cfg.drnas
     stages = len(dr.stage_fractions)
     _check(stages >= 1, "drnas.stage_fractions", "needs at least one stage")
-    _check(all(f > 0 for f in dr.stage_fractions), "drnas.stage_fractions",
-           f"every stage's fraction must be > 0, got {dr.stage_fractions}")
-    _check(abs(sum(dr.stage_fractions) - 1) < 1e-6, "drnas.stage_fractions",
-           f"the fractions must add up to 1, got {dr.stage_fractions}")
-    _check(0 <= dr.warmup_fraction < 1, "drnas.warmup_fraction", f"must be in [0, 1), got {dr.warmup_fraction}")
+    _check(
+        all(f > 0 for f in dr.stage_fractions),
+        "drnas.stage_fractions",
+        f"every stage's fraction must be > 0, got {dr.stage_fractions}",
+    )
+    _check(
+        abs(sum(dr.stage_fractions) - 1) < 1e-6,
+        "drnas.stage_fractions",
+        f"the fractions must add up to 1, got {dr.stage_fractions}",
+    )
+    _check(
+        0 <= dr.warmup_fraction < 1,
+        "drnas.warmup_fraction",
+        f"must be in [0, 1), got {dr.warmup_fraction}",
+    )
     for key in ("partial_channels", "num_ops"):
         values = getattr(dr, key)
-        _check(len(values) == stages, f"drnas.{key}",
-               f"needs one entry per stage ({stages}, as stage_fractions), got {values}")
-        _check(all(b <= a for a, b in itertools.pairwise(values)), f"drnas.{key}",
-               f"must not grow from one stage to the next, got {values}")
-    _check(all(k >= 2 for k in dr.partial_channels), "drnas.partial_channels",
-           f"every K must be >= 2, got {dr.partial_channels}")
-    _check(dr.num_ops[0] == PROGRESSIVE_NUM_OPS and dr.num_ops[-1] >= 1, "drnas.num_ops",
-           f"the first stage searches all {PROGRESSIVE_NUM_OPS} ops and every stage keeps at least 1, "
-           f"got {dr.num_ops}")
+        _check(
+            len(values) == stages,
+            f"drnas.{key}",
+            f"needs one entry per stage ({stages}, as stage_fractions), got {values}",
+        )
+        _check(
+            all(b <= a for a, b in itertools.pairwise(values)),
+            f"drnas.{key}",
+            f"must not grow from one stage to the next, got {values}",
+        )
+    _check(
+        all(k >= 2 for k in dr.partial_channels),
+        "drnas.partial_channels",
+        f"every K must be >= 2, got {dr.partial_channels}",
+    )
+    _check(
+        dr.num_ops[0] == PROGRESSIVE_NUM_OPS and dr.num_ops[-1] >= 1,
+        "drnas.num_ops",
+        f"the first stage searches all {PROGRESSIVE_NUM_OPS} ops and every stage keeps at least 1, "
+        f"got {dr.num_ops}",
+    )
     if not (dr.progressive and cfg.algorithm == "drnas"):
         return
-    _check(cfg.space == "darts", "drnas.progressive", "the progressive schedule searches the DARTS space only")
-    _check(all(cfg.network.C % k == 0 for k in dr.partial_channels), "network.C",
-           f"the progressive schedule needs C divisible by every K of drnas.partial_channels "
-           f"{dr.partial_channels}, got C={cfg.network.C}")
+    _check(
+        cfg.space == "darts",
+        "drnas.progressive",
+        "the progressive schedule searches the DARTS space only",
+    )
+    _check(
+        all(cfg.network.C % k == 0 for k in dr.partial_channels),
+        "network.C",
+        f"the progressive schedule needs C divisible by every K of drnas.partial_channels "
+        f"{dr.partial_channels}, got C={cfg.network.C}",
+    )
     lengths = stage_epochs(dr.stage_fractions, cfg.epochs)
-    _check(min(lengths) >= 1, "drnas.stage_fractions",
-           f"gives a stage no epoch of the {cfg.epochs} (stage epochs {lengths}); search longer or use fewer stages")
+    _check(
+        min(lengths) >= 1,
+        "drnas.stage_fractions",
+        f"gives a stage no epoch of the {cfg.epochs} (stage epochs {lengths}); search longer or use fewer stages",
+    )
 
 
 def _validate_data(data: DataConfig) -> None:
-    _check(data.name in DATASETS, "data.name", f"unknown data set {data.name!r}; known: {list(DATASETS)}")
+    _check(
+        data.name in DATASETS,
+        "data.name",
+        f"unknown data set {data.name!r}; known: {list(DATASETS)}",
+    )
     _check(data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {data.batch_size}")
     for key in ("val_fraction", "test_fraction"):
         value = getattr(data, key)
         _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
     _check(data.cutout >= 0, "data.cutout", f"must be >= 0, got {data.cutout}")
-    _check(data.name == "digits" or bool(data.data_dir), "data.data_dir",
-           f"{data.name} needs the folder of its binary files (--data-dir DIR)")
+    _check(
+        data.name == "digits" or bool(data.data_dir),
+        "data.data_dir",
+        f"{data.name} needs the folder of its binary files (--data-dir DIR)",
+    )
 
 
 @dataclass
 class TrainNetworkConfig:
     C: int = 16  # channels of the first cells; DARTS' CIFAR retraining uses 36
     layers: int = 6  # cells; DARTS' CIFAR retraining uses 20
-    auxiliary: bool = False  # auxiliary head at 2/3 depth (DARTS CIFAR: on; needs >= 5x5 maps there)
+    auxiliary: bool = (
+        False  # auxiliary head at 2/3 depth (DARTS CIFAR: on; needs >= 5x5 maps there)
+    )
     auxiliary_weight: float = 0.4  # DARTS
-    drop_path_prob: float = 0.0  # final drop-path probability, ramped linearly from 0 (DARTS CIFAR: 0.2)
+    drop_path_prob: float = (
+        0.0  # final drop-path probability, ramped linearly from 0 (DARTS CIFAR: 0.2)
+    )
 
 
 @dataclass
@@ -314,33 +446,61 @@ class TrainOptimConfig:
 
 @dataclass
 class TrainConfig:
-    genotype: str = "DARTS_V2"  # a published name (gradnas.genotype.PUBLISHED) or a genotype.json path
+    genotype: str = (
+        "DARTS_V2"  # a published name (gradnas.genotype.PUBLISHED) or a genotype.json path
+    )
     epochs: int = 40
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
     device: str = "auto"  # auto, cpu or cuda
-    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
-    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
+    sync_bn: bool = (
+        False  # under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)
+    )
+    checkpoint_every: int = (
+        0  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
+    )
     # Retraining regularises as DARTS does on CIFAR, scaled to the 1,437 8x8 digits:
     # cutout 3 and drop-path 0.1 over 40 epochs. Measured with threads=1 on seeds 0-4:
     # test accuracy 99.44/99.16/99.44/99.72/99.72% (mean 99.50%), against
     # 99.44/98.61/99.16% for seeds 0-2 with a 1-pixel shift and neither, 30 epochs.
     data: DataConfig = field(default_factory=lambda: DataConfig(batch_size=96, cutout=3))
-    network: TrainNetworkConfig = field(default_factory=lambda: TrainNetworkConfig(drop_path_prob=0.1))
+    network: TrainNetworkConfig = field(
+        default_factory=lambda: TrainNetworkConfig(drop_path_prob=0.1)
+    )
     optim: TrainOptimConfig = field(default_factory=TrainOptimConfig)
 
     def validate(self) -> TrainConfig:
-        _check(bool(self.genotype), "genotype", "must name a published genotype or a genotype.json file")
+        _check(
+            bool(self.genotype),
+            "genotype",
+            "must name a published genotype or a genotype.json file",
+        )
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
-        _check(self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}")
-        _check(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
+        _check(
+            self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}"
+        )
+        _check(
+            self.checkpoint_every >= 0,
+            "checkpoint_every",
+            f"must be >= 0, got {self.checkpoint_every}",
+        )
         _validate_data(self.data)
         net = self.network
-        _check(net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}")
+        _check(
+            net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}"
+        )
         _check(net.layers >= 3, "network.layers", f"must be >= 3, got {net.layers}")
-        _check(net.auxiliary_weight >= 0, "network.auxiliary_weight", f"must be >= 0, got {net.auxiliary_weight}")
-        _check(0 <= net.drop_path_prob < 1, "network.drop_path_prob", f"must be in [0, 1), got {net.drop_path_prob}")
+        _check(
+            net.auxiliary_weight >= 0,
+            "network.auxiliary_weight",
+            f"must be >= 0, got {net.auxiliary_weight}",
+        )
+        _check(
+            0 <= net.drop_path_prob < 1,
+            "network.drop_path_prob",
+            f"must be in [0, 1), got {net.drop_path_prob}",
+        )
         for f in dataclasses.fields(self.optim):
             value = getattr(self.optim, f.name)
             _check(value >= 0, f"optim.{f.name}", f"must be >= 0, got {value}")
@@ -375,10 +535,14 @@ def _convert(value: Any, annotation: Any, key: str, default: Any = None) -> Any:
     if dataclasses.is_dataclass(annotation):
         return _build(annotation, value, key, default)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
-        raise ConfigError(f"config key {key!r}: integer out of range (magnitude must be below 2**64)")
+        raise ConfigError(
+            f"config key {key!r}: integer out of range (magnitude must be below 2**64)"
+        )
     if typing.get_origin(annotation) is list:
         if not isinstance(value, list):
-            raise ConfigError(f"config key {key!r}: expected a list, got {type(value).__name__} {_show(value)}")
+            raise ConfigError(
+                f"config key {key!r}: expected a list, got {type(value).__name__} {_show(value)}"
+            )
         (item,) = typing.get_args(annotation)
         return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if annotation is bool:
@@ -393,7 +557,9 @@ def _convert(value: Any, annotation: Any, key: str, default: Any = None) -> Any:
     else:
         raise TypeError(f"unsupported annotation {annotation!r} for {key}")
     if not ok:
-        raise ConfigError(f"config key {key!r}: expected {annotation.__name__}, got {type(value).__name__} {_show(value)}")
+        raise ConfigError(
+            f"config key {key!r}: expected {annotation.__name__}, got {type(value).__name__} {_show(value)}"
+        )
     return value
 
 
@@ -412,7 +578,10 @@ def _build(cls: type, data: Any, prefix: str = "", base: Any = None) -> Any:
         key = f"{prefix}.{name}" if prefix else name
         raise ConfigError(f"unknown config key {key!r}; {where} takes: {', '.join(names)}")
     base = cls() if base is None else base
-    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k, getattr(base, k)) for k, v in data.items()}
+    kwargs = {
+        k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k, getattr(base, k))
+        for k, v in data.items()
+    }
     return dataclasses.replace(base, **kwargs)
 
 
@@ -425,7 +594,9 @@ def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
     """Read and validate a YAML config file into ``cls``."""
     path = Path(path)
     try:
-        text = path.read_bytes()  # YAML decodes it (UTF-8, or UTF-16 with a BOM) and reports bad bytes
+        text = (
+            path.read_bytes()
+        )  # YAML decodes it (UTF-8, or UTF-16 with a BOM) and reports bad bytes
     except OSError as err:
         raise ConfigError(f"cannot read config file {str(path)!r}: {err.strerror}") from None
     try:

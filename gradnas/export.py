@@ -57,7 +57,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     :class:`ExportError` becomes one naming ``path`` (the original is chained).
     """
     # Same suffix as the target, for writers that look at it (torch.export warns without .pt2).
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -82,7 +84,9 @@ def _in_eval_mode(model: nn.Module, run: Callable[[], object]) -> object:
         model.train(was_training)
 
 
-def _traceable(example_input: torch.Tensor) -> tuple[torch.Tensor, tuple[dict[int, torch.export.Dim]]]:
+def _traceable(
+    example_input: torch.Tensor,
+) -> tuple[torch.Tensor, tuple[dict[int, torch.export.Dim]]]:
     """The example to trace with, and the dynamic shape spec marking its batch dimension.
 
     ``torch.export`` specialises a dimension of size 1 to a constant, so a
@@ -90,7 +94,9 @@ def _traceable(example_input: torch.Tensor) -> tuple[torch.Tensor, tuple[dict[in
     not matter in eval mode, where samples do not interact).
     """
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
-        raise ExportError("example_input must be a tensor with a batch dimension, e.g. shape (1, 3, 32, 32)")
+        raise ExportError(
+            "example_input must be a tensor with a batch dimension, e.g. shape (1, 3, 32, 32)"
+        )
     if example_input.shape[0] == 1:
         example_input = example_input.expand(2, *example_input.shape[1:]).contiguous()  # (2, ...)
     return example_input, ({0: torch.export.Dim(BATCH_DIM)},)
@@ -99,7 +105,9 @@ def _traceable(example_input: torch.Tensor) -> tuple[torch.Tensor, tuple[dict[in
 def _require(*packages: str) -> None:
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     if missing:
-        raise ExportError(f"this needs the package(s) {', '.join(missing)}: pip install {' '.join(missing)}")
+        raise ExportError(
+            f"this needs the package(s) {', '.join(missing)}: pip install {' '.join(missing)}"
+        )
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike) -> int:
@@ -116,9 +124,18 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
     path = _target(path)
     example, dynamic_shapes = _traceable(example_input)
     with _atomic_path(path) as tmp:
-        program = _in_eval_mode(model, lambda: torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=ONNX_OPSET, dynamic_shapes=dynamic_shapes,
-            external_data=False, verbose=False))
+        program = _in_eval_mode(
+            model,
+            lambda: torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
+            ),
+        )
         program.save(tmp, external_data=False)
     saved = onnx.load(str(path), load_external_data=False)
     return next(o.version for o in saved.opset_import if o.domain in ("", "ai.onnx"))
@@ -129,8 +146,9 @@ def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.Pat
     path = _target(path)
     example, dynamic_shapes = _traceable(example_input)
     with _atomic_path(path) as tmp:
-        program = _in_eval_mode(model, lambda: torch.export.export(
-            model, (example,), dynamic_shapes=dynamic_shapes))
+        program = _in_eval_mode(
+            model, lambda: torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+        )
         with open(tmp, "wb") as f:
             torch.export.save(program, f)
 

@@ -11,14 +11,17 @@ DARTS: 0 is c_{k-2}, 1 is c_{k-1}, 2.. are the cell's intermediate nodes.
 ``genotypes.py`` files with a small parser instead of ``eval``, so a genotype
 string from a log or a config can never run code.
 
->>> g = Genotype.parse("Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)],"
-...                    " normal_concat=range(2, 3), reduce=[('max_pool_3x3', 0),"
-...                    " ('max_pool_3x3', 1)], reduce_concat=[2])")
+>>> g = Genotype.parse(
+...     "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)],"
+...     " normal_concat=range(2, 3), reduce=[('max_pool_3x3', 0),"
+...     " ('max_pool_3x3', 1)], reduce_concat=[2])"
+... )
 >>> g.normal
 ((('sep_conv_3x3', 0), ('skip_connect', 1)),)
 >>> g.validate(steps=1) == Genotype.from_dict(g.to_dict())
 True
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +30,22 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 PRIMITIVES: tuple[str, ...] = (
-    'none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect',
-    'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5',
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
 )
 
 Edge = tuple[str, int]
 Node = tuple[Edge, ...]
 Cell = tuple[Node, ...]
 
-_CELLS = ('normal', 'reduce')
-_FIELDS = ('normal', 'normal_concat', 'reduce', 'reduce_concat')
+_CELLS = ("normal", "reduce")
+_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
 class GenotypeError(ValueError):
@@ -51,9 +60,11 @@ def _is_int(x: Any) -> bool:
 def _op_name(op: Any, where: str) -> str:
     # Quotes, backslashes and control characters are refused so that __str__
     # can quote every name plainly and parse(str(g)) == g holds without escapes.
-    if not isinstance(op, str) or not op or not op.isprintable() or any(c in op for c in '\'"\\'):
-        raise GenotypeError(f"{where}: op name must be a non-empty string without quotes, "
-                            f"backslashes or control characters, got {op!r}")
+    if not isinstance(op, str) or not op or not op.isprintable() or any(c in op for c in "'\"\\"):
+        raise GenotypeError(
+            f"{where}: op name must be a non-empty string without quotes, "
+            f"backslashes or control characters, got {op!r}"
+        )
     return op
 
 
@@ -106,19 +117,28 @@ class Genotype:
             object.__setattr__(self, concat, _as_concat(getattr(self, concat), concat))
 
     @classmethod
-    def from_flat(cls, normal_pairs: Sequence[Edge], normal_concat: Iterable[int],
-                  reduce_pairs: Sequence[Edge], reduce_concat: Iterable[int],
-                  inputs_per_node: int = 2) -> Genotype:
+    def from_flat(
+        cls,
+        normal_pairs: Sequence[Edge],
+        normal_concat: Iterable[int],
+        reduce_pairs: Sequence[Edge],
+        reduce_concat: Iterable[int],
+        inputs_per_node: int = 2,
+    ) -> Genotype:
         """Build from DARTS' flat (op, index) lists, ``inputs_per_node`` pairs per node."""
         if not _is_int(inputs_per_node) or inputs_per_node < 1:
             raise GenotypeError(f"inputs_per_node must be a positive int, got {inputs_per_node!r}")
         cells = []
-        for key, pairs in (('normal', normal_pairs), ('reduce', reduce_pairs)):
+        for key, pairs in (("normal", normal_pairs), ("reduce", reduce_pairs)):
             pairs = list(pairs)
             if len(pairs) % inputs_per_node:
-                raise GenotypeError(f"{key}: {len(pairs)} pairs is not a multiple of "
-                                    f"inputs_per_node={inputs_per_node}")
-            cells.append([pairs[i:i + inputs_per_node] for i in range(0, len(pairs), inputs_per_node)])
+                raise GenotypeError(
+                    f"{key}: {len(pairs)} pairs is not a multiple of "
+                    f"inputs_per_node={inputs_per_node}"
+                )
+            cells.append(
+                [pairs[i : i + inputs_per_node] for i in range(0, len(pairs), inputs_per_node)]
+            )
         return cls(cells[0], tuple(normal_concat), cells[1], tuple(reduce_concat))
 
     def to_dict(self) -> dict[str, list]:
@@ -133,7 +153,9 @@ class Genotype:
     def from_dict(cls, d: Mapping[str, Any]) -> Genotype:
         """Inverse of ``to_dict``; missing or unknown keys are named in the error."""
         if not isinstance(d, Mapping):
-            raise GenotypeError(f"expected a dict with keys {list(_FIELDS)}, got {type(d).__name__}")
+            raise GenotypeError(
+                f"expected a dict with keys {list(_FIELDS)}, got {type(d).__name__}"
+            )
         missing = [k for k in _FIELDS if k not in d]
         unknown = sorted(str(k) for k in d if k not in _FIELDS)
         if missing:
@@ -169,17 +191,21 @@ class Genotype:
         flat = all(len(node) == 2 for key in _CELLS for node in getattr(self, key))
 
         def edges(es: Iterable[Edge]) -> str:
-            return ', '.join(f"('{op}', {i})" for op, i in es)
+            return ", ".join(f"('{op}', {i})" for op, i in es)
 
         def cell(nodes: Cell) -> str:
             if flat:
-                return '[' + edges(e for node in nodes for e in node) + ']'
-            return '[' + ', '.join(f'[{edges(node)}]' for node in nodes) + ']'
+                return "[" + edges(e for node in nodes for e in node) + "]"
+            return "[" + ", ".join(f"[{edges(node)}]" for node in nodes) + "]"
 
-        return (f"Genotype(normal={cell(self.normal)}, normal_concat={list(self.normal_concat)}, "
-                f"reduce={cell(self.reduce)}, reduce_concat={list(self.reduce_concat)})")
+        return (
+            f"Genotype(normal={cell(self.normal)}, normal_concat={list(self.normal_concat)}, "
+            f"reduce={cell(self.reduce)}, reduce_concat={list(self.reduce_concat)})"
+        )
 
-    def validate(self, primitives: Iterable[str] = PRIMITIVES, steps: int | None = None) -> Genotype:
+    def validate(
+        self, primitives: Iterable[str] = PRIMITIVES, steps: int | None = None
+    ) -> Genotype:
         """Check op names, each node's reachable inputs, concat and node count; return self."""
         allowed = tuple(primitives)
         for key in _CELLS:
@@ -190,7 +216,9 @@ class Genotype:
                 for e, (op, i) in enumerate(node):
                     where = f"{key} cell, node {j}, edge {e}"
                     if op not in allowed:
-                        raise GenotypeError(f"{where}: unknown op {op!r}; known ops: {list(allowed)}")
+                        raise GenotypeError(
+                            f"{where}: unknown op {op!r}; known ops: {list(allowed)}"
+                        )
                     # Node j sees the two cell inputs and the j nodes before it.
                     if i > j + 1:
                         raise GenotypeError(f"{where}: input index {i} out of range 0..{j + 1}")
@@ -211,13 +239,16 @@ class Genotype:
 #   value := STR | INT | '[' items ']' | '(' items ')' | 'range' '(' INT [',' INT] ')'
 # ---------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<skip>\s+|\#[^\n]*|\\\n)
   | (?P<str>'[^'\\\n]*'|"[^"\\\n]*")
   | (?P<int>-?\d+)
   | (?P<name>[A-Za-z_]\w*)
   | (?P<punct>[()\[\],=])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 # Bounds on what a text may ask the parser to build. A genotype nests three
@@ -232,7 +263,9 @@ def _int(token: str, pos: int) -> int:
     try:
         return int(token)
     except ValueError:  # past Python's limit on digits converted (4300 by default)
-        raise GenotypeError(f"at position {pos}: integer of {len(token)} digits is too long") from None
+        raise GenotypeError(
+            f"at position {pos}: integer of {len(token)} digits is too long"
+        ) from None
 
 
 class _Parser:
@@ -243,17 +276,18 @@ class _Parser:
         pos = 0
         while pos < len(text):
             m = _TOKEN.match(text, pos)
-            if m is None and text[pos] in '\'"':
-                raise GenotypeError(f"at position {pos}: unterminated string, or one with a "
-                                    "backslash or newline")
+            if m is None and text[pos] in "'\"":
+                raise GenotypeError(
+                    f"at position {pos}: unterminated string, or one with a backslash or newline"
+                )
             if m is None:
                 raise GenotypeError(f"unexpected character {text[pos]!r} at position {pos}")
             kind, tok = m.lastgroup, m.group()
-            if kind != 'skip':
-                value = tok[1:-1] if kind == 'str' else _int(tok, pos) if kind == 'int' else tok
+            if kind != "skip":
+                value = tok[1:-1] if kind == "str" else _int(tok, pos) if kind == "int" else tok
                 self.tokens.append((kind, value, pos))
             pos = m.end()
-        self.tokens.append(('end', '', len(text)))
+        self.tokens.append(("end", "", len(text)))
         self.i = 0
 
     def peek(self, offset: int = 0) -> tuple[str, Any, int]:
@@ -261,7 +295,7 @@ class _Parser:
 
     def fail(self, expected: str) -> GenotypeError:
         kind, value, pos = self.peek()
-        found = 'end of text' if kind == 'end' else repr(value)
+        found = "end of text" if kind == "end" else repr(value)
         return GenotypeError(f"at position {pos}: expected {expected}, found {found}")
 
     def take(self, kind: str, value: str | None = None) -> Any:
@@ -272,61 +306,65 @@ class _Parser:
         return v
 
     def accept(self, value: str) -> bool:
-        if self.peek()[0] == 'punct' and self.peek()[1] == value:
+        if self.peek()[0] == "punct" and self.peek()[1] == value:
             self.i += 1
             return True
         return False
 
     def genotype(self) -> Genotype:
-        if self.peek()[0] == 'name' and self.peek(1)[:2] == ('punct', '='):
+        if self.peek()[0] == "name" and self.peek(1)[:2] == ("punct", "="):
             self.i += 2  # optional "NAME =" assignment, as in genotypes.py
-        self.take('name', 'Genotype')
-        self.take('punct', '(')
+        self.take("name", "Genotype")
+        self.take("punct", "(")
         fields: dict[str, Any] = {}
-        while not self.accept(')'):
+        while not self.accept(")"):
             key_pos = self.peek()[2]
-            key = self.take('name')
+            key = self.take("name")
             if key not in _FIELDS:
-                raise GenotypeError(f"at position {key_pos}: unknown keyword {key!r}; "
-                                    f"expected one of {list(_FIELDS)}")
+                raise GenotypeError(
+                    f"at position {key_pos}: unknown keyword {key!r}; "
+                    f"expected one of {list(_FIELDS)}"
+                )
             if key in fields:
                 raise GenotypeError(f"at position {key_pos}: keyword {key!r} given twice")
-            self.take('punct', '=')
+            self.take("punct", "=")
             fields[key] = self.value()
-            if not self.accept(','):
-                self.take('punct', ')')
+            if not self.accept(","):
+                self.take("punct", ")")
                 break
-        self.take('end')
+        self.take("end")
         missing = [k for k in _FIELDS if k not in fields]
         if missing:
             raise GenotypeError(f"missing keyword(s): {', '.join(missing)}")
         cells = {k: _group_cell(fields[k], k) for k in _CELLS}
-        return Genotype(cells['normal'], fields['normal_concat'], cells['reduce'], fields['reduce_concat'])
+        return Genotype(
+            cells["normal"], fields["normal_concat"], cells["reduce"], fields["reduce_concat"]
+        )
 
     def value(self, depth: int = 0) -> Any:
         kind, v, pos = self.peek()
-        if kind in ('str', 'int'):
+        if kind in ("str", "int"):
             self.i += 1
             return v
-        if kind == 'name' and v == 'range':
+        if kind == "name" and v == "range":
             self.i += 1
-            self.take('punct', '(')
-            args = [self.take('int')]
-            if self.accept(',') and self.peek()[0] == 'int':
-                args.append(self.take('int'))
-                self.accept(',')
-            self.take('punct', ')')
+            self.take("punct", "(")
+            args = [self.take("int")]
+            if self.accept(",") and self.peek()[0] == "int":
+                args.append(self.take("int"))
+                self.accept(",")
+            self.take("punct", ")")
             r = range(*args)
             if r.stop - r.start > _MAX_RANGE:
                 raise GenotypeError(f"at position {pos}: range of more than {_MAX_RANGE} indices")
             return list(r)
-        if depth >= _MAX_DEPTH and self.peek()[:2] in (('punct', '['), ('punct', '(')):
+        if depth >= _MAX_DEPTH and self.peek()[:2] in (("punct", "["), ("punct", "(")):
             raise GenotypeError(f"at position {pos}: lists nested more than {_MAX_DEPTH} deep")
-        if self.accept('['):
-            items, _ = self.items(']', depth + 1)
+        if self.accept("["):
+            items, _ = self.items("]", depth + 1)
             return items
-        if self.accept('('):
-            items, comma = self.items(')', depth + 1)
+        if self.accept("("):
+            items, comma = self.items(")", depth + 1)
             # "(x)" is just x in Python; "(x,)" and "()" are tuples.
             return items[0] if len(items) == 1 and not comma else items
         raise self.fail("a string, int, list, tuple or range(...)")
@@ -336,9 +374,9 @@ class _Parser:
         comma = False
         while not self.accept(close):
             out.append(self.value(depth))
-            comma = self.accept(',')
+            comma = self.accept(",")
             if not comma:
-                self.take('punct', close)
+                self.take("punct", close)
                 break
         return out, comma
 
@@ -354,7 +392,7 @@ def _group_cell(items: Any, key: str) -> list:
     if all(_is_edge(x) for x in items):
         if len(items) % 2:
             raise GenotypeError(f"{key}: flat form needs an even number of pairs, got {len(items)}")
-        return [items[i:i + 2] for i in range(0, len(items), 2)]
+        return [items[i : i + 2] for i in range(0, len(items), 2)]
     if all(isinstance(x, list) and not _is_edge(x) for x in items):
         return items
     raise GenotypeError(f"{key}: mixes flat (op, index) pairs with per-node lists")
@@ -370,50 +408,164 @@ def _group_cell(items: Any, key: str) -> list:
 # ---------------------------------------------------------------------------
 
 DARTS_V1 = Genotype.from_flat(
-    [('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1),
-     ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], [2, 3, 4, 5],
-    [('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0),
-     ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], [2, 3, 4, 5])
+    [
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 2),
+    ],
+    [2, 3, 4, 5],
+    [
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("avg_pool_3x3", 0),
+    ],
+    [2, 3, 4, 5],
+)
 DARTS_V2 = Genotype.from_flat(
-    [('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),
-     ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], [2, 3, 4, 5],
-    [('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1),
-     ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], [2, 3, 4, 5])
+    [
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
+    ],
+    [2, 3, 4, 5],
+    [
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+    ],
+    [2, 3, 4, 5],
+)
 PC_DARTS = Genotype.from_flat(
-    [('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), ('dil_conv_3x3', 1),
-     ('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], range(2, 6),
-    [('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_5x5', 2),
-     ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], range(2, 6))
+    [
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 0),
+        ("dil_conv_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 1),
+        ("avg_pool_3x3", 0),
+        ("dil_conv_3x3", 1),
+    ],
+    range(2, 6),
+    [
+        ("sep_conv_5x5", 1),
+        ("max_pool_3x3", 0),
+        ("sep_conv_5x5", 1),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 3),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 2),
+    ],
+    range(2, 6),
+)
 PC_DARTS_IMAGENET = Genotype.from_flat(
-    [('skip_connect', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 0), ('skip_connect', 1),
-     ('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('dil_conv_5x5', 4)], range(2, 6),
-    [('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_5x5', 2), ('max_pool_3x3', 1),
-     ('sep_conv_3x3', 2), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 3)], range(2, 6))
+    [
+        ("skip_connect", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 1),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 3),
+        ("sep_conv_3x3", 1),
+        ("dil_conv_5x5", 4),
+    ],
+    range(2, 6),
+    [
+        ("sep_conv_3x3", 0),
+        ("skip_connect", 1),
+        ("dil_conv_5x5", 2),
+        ("max_pool_3x3", 1),
+        ("sep_conv_3x3", 2),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 3),
+    ],
+    range(2, 6),
+)
 # GDAS (Dong & Yang, CVPR 2019), the CIFAR cell of the paper ("GDAS_V1": 3.36M
 # weights in DARTS' CIFAR network): D-X-Y/AutoDL-Projects
 # lib/nas_infer_model/DXYs/genotypes.py, which lists each node's two edges in
 # this order (the GDAS release's genotypes.py gives the same edges with weights).
 GDAS_V1 = Genotype.from_flat(
-    [('skip_connect', 0), ('skip_connect', 1), ('skip_connect', 0), ('sep_conv_5x5', 2),
-     ('sep_conv_3x3', 3), ('skip_connect', 0), ('sep_conv_5x5', 4), ('sep_conv_3x3', 3)], range(2, 6),
-    [('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 2), ('sep_conv_5x5', 1),
-     ('dil_conv_5x5', 2), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_5x5', 1)], range(2, 6))
+    [
+        ("skip_connect", 0),
+        ("skip_connect", 1),
+        ("skip_connect", 0),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 3),
+        ("skip_connect", 0),
+        ("sep_conv_5x5", 4),
+        ("sep_conv_3x3", 3),
+    ],
+    range(2, 6),
+    [
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_5x5", 1),
+        ("dil_conv_5x5", 2),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_5x5", 1),
+    ],
+    range(2, 6),
+)
 # DrNAS (Chen et al., ICLR 2021), the CIFAR-10 cell: xiangning-chen/DrNAS
 # (DARTS space) genotypes.py ("DrNAS_cifar10").
 DRNAS_CIFAR10 = Genotype.from_flat(
-    [('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2),
-     ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2), ('dil_conv_5x5', 3)], range(2, 6),
-    [('max_pool_3x3', 0), ('sep_conv_5x5', 1), ('dil_conv_5x5', 2), ('sep_conv_5x5', 1),
-     ('sep_conv_5x5', 1), ('dil_conv_5x5', 3), ('skip_connect', 4), ('sep_conv_5x5', 1)], range(2, 6))
+    [
+        ("sep_conv_3x3", 0),
+        ("sep_conv_5x5", 1),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 2),
+        ("skip_connect", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 2),
+        ("dil_conv_5x5", 3),
+    ],
+    range(2, 6),
+    [
+        ("max_pool_3x3", 0),
+        ("sep_conv_5x5", 1),
+        ("dil_conv_5x5", 2),
+        ("sep_conv_5x5", 1),
+        ("sep_conv_5x5", 1),
+        ("dil_conv_5x5", 3),
+        ("skip_connect", 4),
+        ("sep_conv_5x5", 1),
+    ],
+    range(2, 6),
+)
 
 PUBLISHED: dict[str, Genotype] = {
-    'DARTS': DARTS_V2,
-    'DARTS_V1': DARTS_V1,
-    'DARTS_V2': DARTS_V2,
-    'PC_DARTS': PC_DARTS,
-    'PC_DARTS_IMAGENET': PC_DARTS_IMAGENET,
-    'GDAS_V1': GDAS_V1,
-    'DRNAS_CIFAR10': DRNAS_CIFAR10,
+    "DARTS": DARTS_V2,
+    "DARTS_V1": DARTS_V1,
+    "DARTS_V2": DARTS_V2,
+    "PC_DARTS": PC_DARTS,
+    "PC_DARTS_IMAGENET": PC_DARTS_IMAGENET,
+    "GDAS_V1": GDAS_V1,
+    "DRNAS_CIFAR10": DRNAS_CIFAR10,
 }
 
 
@@ -422,4 +574,6 @@ def get_genotype(name: str) -> Genotype:
     try:
         return PUBLISHED[name]
     except (KeyError, TypeError):
-        raise GenotypeError(f"unknown genotype {name!r}; known: {', '.join(sorted(PUBLISHED))}") from None
+        raise GenotypeError(
+            f"unknown genotype {name!r}; known: {', '.join(sorted(PUBLISHED))}"
+        ) from None

@@ -34,7 +34,9 @@ def allowed_ops(primitives: Iterable[str], exclude: Iterable[str]) -> list[str]:
     excluded = set(exclude)
     ops = [op for op in primitives if op not in excluded]
     if not ops:
-        raise ValueError(f"no op left to sample: every primitive is excluded by exclude={sorted(excluded)}")
+        raise ValueError(
+            f"no op left to sample: every primitive is excluded by exclude={sorted(excluded)}"
+        )
     return ops
 
 
@@ -44,7 +46,9 @@ def _positive_int(value: object, name: str) -> int:
     return value
 
 
-def sample_node(rng: random.Random, node: int, ops: Sequence[str], inputs_per_node: int) -> list[tuple[str, int]]:
+def sample_node(
+    rng: random.Random, node: int, ops: Sequence[str], inputs_per_node: int
+) -> list[tuple[str, int]]:
     """Node ``node`` of a cell: ``min(inputs_per_node, 2 + node)`` distinct inputs
     among the ``2 + node`` earlier states, uniform over the subsets, each with
     an op uniform over ``ops``; edges in input order."""
@@ -52,9 +56,14 @@ def sample_node(rng: random.Random, node: int, ops: Sequence[str], inputs_per_no
     return [(rng.choice(ops), j) for j in inputs]
 
 
-def sample_genotype(rng: random.Random, steps: int = 4, primitives: Sequence[str] = PRIMITIVES,
-                    exclude: Sequence[str] = ("none",), inputs_per_node: int = 2,
-                    concat: Sequence[int] | None = None) -> Genotype:
+def sample_genotype(
+    rng: random.Random,
+    steps: int = 4,
+    primitives: Sequence[str] = PRIMITIVES,
+    exclude: Sequence[str] = ("none",),
+    inputs_per_node: int = 2,
+    concat: Sequence[int] | None = None,
+) -> Genotype:
     """A genotype drawn uniformly from the DARTS cell space.
 
     Each of the ``steps`` nodes of the normal and the reduction cell keeps
@@ -68,12 +77,22 @@ def sample_genotype(rng: random.Random, steps: int = 4, primitives: Sequence[str
     _positive_int(inputs_per_node, "inputs_per_node")
     ops = allowed_ops(primitives, exclude)
     concat = list(range(2, 2 + steps)) if concat is None else list(concat)
-    cells = {cell: [sample_node(rng, i, ops, inputs_per_node) for i in range(steps)] for cell in CELL_TYPES}
-    return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
+    cells = {
+        cell: [sample_node(rng, i, ops, inputs_per_node) for i in range(steps)]
+        for cell in CELL_TYPES
+    }
+    return Genotype(
+        normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat
+    )
 
 
-def mutate_genotype(genotype: Genotype, rng: random.Random, prob: float, primitives: Sequence[str] = PRIMITIVES,
-                    exclude: Sequence[str] = ("none",)) -> Genotype:
+def mutate_genotype(
+    genotype: Genotype,
+    rng: random.Random,
+    prob: float,
+    primitives: Sequence[str] = PRIMITIVES,
+    exclude: Sequence[str] = ("none",),
+) -> Genotype:
     """Re-sample each (op, input) edge with probability ``prob``.
 
     A re-sampled edge of node i draws its input uniformly from the ``2 + i``
@@ -95,14 +114,20 @@ def mutate_genotype(genotype: Genotype, rng: random.Random, prob: float, primiti
                     taken = {j for k, (_, j) in enumerate(edges) if k != e}
                     free = [j for j in range(2 + i) if j not in taken]
                     if not free:
-                        raise ValueError(f"{cell} cell, node {i}: no free input to mutate edge {e} into; "
-                                         f"the node uses inputs {sorted(taken)} of 0..{i + 1}")
+                        raise ValueError(
+                            f"{cell} cell, node {i}: no free input to mutate edge {e} into; "
+                            f"the node uses inputs {sorted(taken)} of 0..{i + 1}"
+                        )
                     edges[e] = (rng.choice(ops), rng.choice(free))
                     changed = True
             nodes.append(sorted(edges, key=lambda edge: edge[1]) if changed else edges)
         cells[cell] = nodes
-    return Genotype(normal=cells["normal"], normal_concat=genotype.normal_concat,
-                    reduce=cells["reduce"], reduce_concat=genotype.reduce_concat)
+    return Genotype(
+        normal=cells["normal"],
+        normal_concat=genotype.normal_concat,
+        reduce=cells["reduce"],
+        reduce_concat=genotype.reduce_concat,
+    )
 
 
 def crossover_genotypes(a: Genotype, b: Genotype, rng: random.Random) -> Genotype:
@@ -113,13 +138,23 @@ def crossover_genotypes(a: Genotype, b: Genotype, rng: random.Random) -> Genotyp
     """
     for cell in CELL_TYPES:
         if len(getattr(a, cell)) != len(getattr(b, cell)):
-            raise ValueError(f"crossover needs parents of one shape: the {cell} cells have "
-                             f"{len(getattr(a, cell))} and {len(getattr(b, cell))} nodes")
+            raise ValueError(
+                f"crossover needs parents of one shape: the {cell} cells have "
+                f"{len(getattr(a, cell))} and {len(getattr(b, cell))} nodes"
+            )
     if (a.normal_concat, a.reduce_concat) != (b.normal_concat, b.reduce_concat):
-        raise ValueError(f"crossover needs parents with the same concat lists, got "
-                         f"{list(a.normal_concat)}/{list(a.reduce_concat)} and "
-                         f"{list(b.normal_concat)}/{list(b.reduce_concat)}")
-    cells = {cell: [x if rng.random() < 0.5 else y for x, y in zip(getattr(a, cell), getattr(b, cell))]
-             for cell in CELL_TYPES}
-    return Genotype(normal=cells["normal"], normal_concat=a.normal_concat,
-                    reduce=cells["reduce"], reduce_concat=a.reduce_concat)
+        raise ValueError(
+            f"crossover needs parents with the same concat lists, got "
+            f"{list(a.normal_concat)}/{list(a.reduce_concat)} and "
+            f"{list(b.normal_concat)}/{list(b.reduce_concat)}"
+        )
+    cells = {
+        cell: [x if rng.random() < 0.5 else y for x, y in zip(getattr(a, cell), getattr(b, cell))]
+        for cell in CELL_TYPES
+    }
+    return Genotype(
+        normal=cells["normal"],
+        normal_concat=a.normal_concat,
+        reduce=cells["reduce"],
+        reduce_concat=a.reduce_concat,
+    )

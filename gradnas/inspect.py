@@ -10,7 +10,9 @@ With this count DARTS_V2 in DARTS' ImageNet mobile setting (C=48, 14 cells,
 this way; the DARTS paper's 574M comes from another counting.
 
 >>> from torch import nn
->>> count_macs(nn.Conv2d(3, 8, 3, padding=1), (3, 4, 4))  # 3*8*3*3 per output position, 4*4 positions
+>>> count_macs(
+...     nn.Conv2d(3, 8, 3, padding=1), (3, 4, 4)
+... )  # 3*8*3*3 per output position, 4*4 positions
 3456
 """
 
@@ -29,9 +31,14 @@ from .spaces.darts.network import NetworkCIFAR, NetworkImageNet
 # The aten ops that convolutions and linear layers reach (nn.Linear is addmm
 # with a bias, mm without, and mm after flattening inputs of more than 2 dims).
 # bmm/baddbmm (attention) and scaled-dot-product attention are left out.
-_CONV_AND_LINEAR = frozenset({
-    torch.ops.aten.convolution, torch.ops.aten._convolution, torch.ops.aten.mm, torch.ops.aten.addmm,
-})
+_CONV_AND_LINEAR = frozenset(
+    {
+        torch.ops.aten.convolution,
+        torch.ops.aten._convolution,
+        torch.ops.aten.mm,
+        torch.ops.aten.addmm,
+    }
+)
 
 # DARTS' settings for each network (Liu et al., "DARTS", ICLR 2019, Sec. 3.3 /
 # cnn/train.py and cnn/train_imagenet.py of github.com/quark0/darts).
@@ -49,8 +56,10 @@ def count_parameters(model: nn.Module) -> int:
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list, torch.Size)) else None
     if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-        raise ValueError(f"input_shape must be a non-empty sequence of positive ints (one example, "
-                         f"without the batch dimension, e.g. (3, 32, 32)), got {input_shape!r}")
+        raise ValueError(
+            f"input_shape must be a non-empty sequence of positive ints (one example, "
+            f"without the batch dimension, e.g. (3, 32, 32)), got {input_shape!r}"
+        )
     return shape
 
 
@@ -64,7 +73,9 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """
     shape = _check_shape(input_shape)
     first = next(model.parameters(), None)
-    device, dtype = (first.device, first.dtype) if first is not None else (torch.device("cpu"), torch.float32)
+    device, dtype = (
+        (first.device, first.dtype) if first is not None else (torch.device("cpu"), torch.float32)
+    )
     x = torch.zeros((1, *shape), device=device, dtype=dtype)  # (1, *input_shape)
     was_training = model.training
     model.eval()
@@ -80,9 +91,15 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     return sum(count for op, count in flops.items() if op in _CONV_AND_LINEAR) // 2
 
 
-def describe_genotype(genotype: Genotype, network: str = "cifar", C: int | None = None,
-                      layers: int | None = None, num_classes: int | None = None,
-                      in_channels: int | None = None, image_size: int | None = None) -> dict[str, Any]:
+def describe_genotype(
+    genotype: Genotype,
+    network: str = "cifar",
+    C: int | None = None,
+    layers: int | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    image_size: int | None = None,
+) -> dict[str, Any]:
     """Size of the derived network of ``genotype``, for ``gradnas inspect``.
 
     Arguments left as ``None`` take DARTS' values for ``network``
@@ -94,15 +111,26 @@ def describe_genotype(genotype: Genotype, network: str = "cifar", C: int | None 
     """
     if network not in NETWORK_DEFAULTS:
         raise ValueError(f"network must be one of {list(NETWORK_DEFAULTS)}, got {network!r}")
-    given = {"C": C, "layers": layers, "num_classes": num_classes, "in_channels": in_channels,
-             "image_size": image_size}
+    given = {
+        "C": C,
+        "layers": layers,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": image_size,
+    }
     settings = {k: NETWORK_DEFAULTS[network][k] if v is None else v for k, v in given.items()}
     size = settings["image_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"image_size must be a positive int, got {size!r}")
     builder = NetworkCIFAR if network == "cifar" else NetworkImageNet
-    model = builder(genotype, C=settings["C"], num_classes=settings["num_classes"], layers=settings["layers"],
-                    auxiliary=True, in_channels=settings["in_channels"])
+    model = builder(
+        genotype,
+        C=settings["C"],
+        num_classes=settings["num_classes"],
+        layers=settings["layers"],
+        auxiliary=True,
+        in_channels=settings["in_channels"],
+    )
     with_head = count_parameters(model)
     return {
         "network": network,

@@ -59,6 +59,7 @@ class Replicas:
         def mean_(flat: torch.Tensor) -> None:
             dist.all_reduce(flat)
             flat.div_(self.world_size)
+
         packed_(tensors, mean_)
 
     def average_grads_(self, params: Sequence[torch.Tensor]) -> None:
@@ -103,7 +104,9 @@ class Replicas:
         return torch.device("cpu")
 
 
-def packed_(tensors: Iterable[torch.Tensor | None], collective: Callable[[torch.Tensor], None]) -> None:
+def packed_(
+    tensors: Iterable[torch.Tensor | None], collective: Callable[[torch.Tensor], None]
+) -> None:
     """Run ``collective`` in place on the tensors packed into one flat buffer
     per dtype and device (None entries skipped), and copy the result back:
     one collective per dtype instead of one per tensor."""
@@ -116,7 +119,7 @@ def packed_(tensors: Iterable[torch.Tensor | None], collective: Callable[[torch.
         collective(flat)
         offset = 0
         for t in group:
-            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
             offset += t.numel()
 
 
@@ -126,12 +129,16 @@ SINGLE_PROCESS = Replicas()
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """``auto``: this rank's GPU when CUDA is available, else the CPU."""
     if preference not in DEVICES:
-        raise ConfigError(f"config key 'device': must be one of {list(DEVICES)}, got {preference!r}")
+        raise ConfigError(
+            f"config key 'device': must be one of {list(DEVICES)}, got {preference!r}"
+        )
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise ConfigError("config key 'device': 'cuda' was asked for, but torch sees no CUDA device "
-                          "(use 'auto' or 'cpu')")
+        raise ConfigError(
+            "config key 'device': 'cuda' was asked for, but torch sees no CUDA device "
+            "(use 'auto' or 'cpu')"
+        )
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
@@ -170,7 +177,9 @@ def finish(completed: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def wrap(module: nn.Module, replicas: Replicas, device: torch.device, find_unused: bool = False) -> nn.Module:
+def wrap(
+    module: nn.Module, replicas: Replicas, device: torch.device, find_unused: bool = False
+) -> nn.Module:
     """``module`` in ``DistributedDataParallel`` when several ranks run, else itself.
 
     ``find_unused`` for supernets that run part of their weights per
@@ -181,8 +190,12 @@ def wrap(module: nn.Module, replicas: Replicas, device: torch.device, find_unuse
         return module
     # Gradients as views into DDP's buffers: no copy per step, and no layout
     # mismatch for 1x1 convolutions, whose gradients may come channels-last.
-    return nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
-                                               find_unused_parameters=find_unused, gradient_as_bucket_view=True)
+    return nn.parallel.DistributedDataParallel(
+        module,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused,
+        gradient_as_bucket_view=True,
+    )
 
 
 def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> None:
@@ -194,8 +207,10 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> None:
     for CUDA tensors only, hence GPUs (and NCCL).
     """
     if device.type != "cuda":
-        raise ConfigError("config key 'sync_bn': needs GPUs, since PyTorch's SyncBatchNorm runs on CUDA "
-                          "tensors only; run without it on CPUs")
+        raise ConfigError(
+            "config key 'sync_bn': needs GPUs, since PyTorch's SyncBatchNorm runs on CUDA "
+            "tensors only; run without it on CPUs"
+        )
     for name, child in list(module.named_children()):
         converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
         if converted is not child:

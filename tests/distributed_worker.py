@@ -25,7 +25,9 @@ def freeze_batchnorm(module: torch.nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-            m.train = types.MethodType(lambda self, mode=True: self, m)  # supernet.train() leaves it in eval
+            m.train = types.MethodType(
+                lambda self, mode=True: self, m
+            )  # supernet.train() leaves it in eval
 
 
 def run(algorithm: str, config: str, out: str, steps: int, float64: bool) -> None:
@@ -46,14 +48,21 @@ def run(algorithm: str, config: str, out: str, steps: int, float64: bool) -> Non
         if float64:
             x, xv = x.double(), xv.double()
         setup.algorithm.step((x, y), (xv, yv))
-    setup.replicas.broadcast_buffers_(setup.supernet)  # as the engine does before evaluating or checkpointing
+    setup.replicas.broadcast_buffers_(
+        setup.supernet
+    )  # as the engine does before evaluating or checkpointing
     alphas = getattr(setup.mutator, "arch_params", {})
-    torch.save({"weights": {n: p.detach().clone() for n, p in setup.supernet.named_parameters()},
-                "alphas": {k: a.detach().clone() for k, a in alphas.items()},
-                "alpha_grads": {k: a.grad.clone() for k, a in alphas.items() if a.grad is not None},
-                "buffers": {n: b.clone() for n, b in setup.supernet.named_buffers()},
-                "rng": torch.get_rng_state(), "first_labels": first_labels},
-               f"{out}/{algorithm}-rank{replicas.rank}.pt")
+    torch.save(
+        {
+            "weights": {n: p.detach().clone() for n, p in setup.supernet.named_parameters()},
+            "alphas": {k: a.detach().clone() for k, a in alphas.items()},
+            "alpha_grads": {k: a.grad.clone() for k, a in alphas.items() if a.grad is not None},
+            "buffers": {n: b.clone() for n, b in setup.supernet.named_buffers()},
+            "rng": torch.get_rng_state(),
+            "first_labels": first_labels,
+        },
+        f"{out}/{algorithm}-rank{replicas.rank}.pt",
+    )
 
 
 def main() -> None:

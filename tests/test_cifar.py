@@ -7,8 +7,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradnas.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, DataError, load_cifar
-from gradnas.data.transforms import Compose, cifar_augmentation, cutout, random_crop, random_horizontal_flip
+from gradnas.data.cifar import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    CIFAR100_MEAN,
+    CIFAR100_STD,
+    DataError,
+    load_cifar,
+)
+from gradnas.data.transforms import (
+    Compose,
+    cifar_augmentation,
+    cutout,
+    random_crop,
+    random_horizontal_flip,
+)
 
 RECORDS_PER_FILE = 3
 
@@ -54,6 +67,7 @@ def write_cifar100(folder: Path) -> Path:
 
 
 # -- reading ---------------------------------------------------------------------
+
 
 def test_cifar10_pixel_comes_from_its_channel_plane(tmp_path):
     data = load_cifar("cifar10", write_cifar10(tmp_path), train=True, augment=False)
@@ -108,6 +122,7 @@ def test_the_folder_containing_the_tarball_folder_is_accepted(tmp_path):
 
 # -- bad files ---------------------------------------------------------------------
 
+
 def test_missing_files_are_listed_with_where_to_get_them(tmp_path):
     write_cifar10(tmp_path, skip=("data_batch_2.bin", "data_batch_4.bin"))
     with pytest.raises(DataError) as info:
@@ -136,7 +151,9 @@ def test_truncated_file_is_named(tmp_path):
     write_cifar10(tmp_path)
     path = tmp_path / "test_batch.bin"
     path.write_bytes(path.read_bytes()[:-1])
-    with pytest.raises(DataError, match=r"test_batch\.bin: 9218 bytes is not a whole number of CIFAR-10 records"):
+    with pytest.raises(
+        DataError, match=r"test_batch\.bin: 9218 bytes is not a whole number of CIFAR-10 records"
+    ):
         load_cifar("cifar10", tmp_path, train=False, augment=False)
 
 
@@ -154,6 +171,7 @@ def test_unknown_data_set_name_is_rejected(tmp_path):
 
 # -- transforms ---------------------------------------------------------------------
 
+
 def test_random_crop_keeps_the_shape_and_is_a_window_of_the_zero_padded_image():
     img = torch.rand(3, 32, 32) + 1.0  # no zeros inside, so the padding is recognisable
     padded = torch.zeros(3, 40, 40)
@@ -161,7 +179,12 @@ def test_random_crop_keeps_the_shape_and_is_a_window_of_the_zero_padded_image():
     for seed in range(5):
         out = random_crop(img, padding=4, generator=torch.Generator().manual_seed(seed))
         assert out.shape == (3, 32, 32)
-        windows = [(t, l) for t in range(9) for l in range(9) if torch.equal(out, padded[:, t:t + 32, l:l + 32])]
+        windows = [
+            (t, l)
+            for t in range(9)
+            for l in range(9)
+            if torch.equal(out, padded[:, t : t + 32, l : l + 32])
+        ]
         assert len(windows) == 1
 
 
@@ -169,7 +192,9 @@ def test_random_crop_pads_with_the_per_channel_fill():
     img = torch.zeros(3, 4, 4)
     seen = set()
     for seed in range(20):
-        out = random_crop(img, padding=4, fill=[1.0, 2.0, 3.0], generator=torch.Generator().manual_seed(seed))
+        out = random_crop(
+            img, padding=4, fill=[1.0, 2.0, 3.0], generator=torch.Generator().manual_seed(seed)
+        )
         for c in range(3):
             seen |= set(out[c].unique().tolist()) - {0.0}
             assert set(out[c].unique().tolist()) <= {0.0, c + 1.0}
@@ -200,7 +225,9 @@ def test_cutout_zeroes_a_length_square_or_clips_it_at_a_border(length):
     size = 32
     interior = clipped = 0
     for seed in range(40):
-        out = cutout(torch.ones(3, size, size), length, generator=torch.Generator().manual_seed(seed))
+        out = cutout(
+            torch.ones(3, size, size), length, generator=torch.Generator().manual_seed(seed)
+        )
         top, bottom, left, right = zero_box(out)
         height, width = bottom - top, right - left
         if top > 0 and left > 0 and bottom < size and right < size:
@@ -226,8 +253,12 @@ def test_augmentation_is_reproducible_from_a_seeded_generator():
     img = torch.rand(3, 32, 32)
 
     def run(seed: int) -> list[torch.Tensor]:
-        aug = cifar_augmentation(CIFAR10_MEAN, CIFAR10_STD, cutout_length=16,
-                                 generator=torch.Generator().manual_seed(seed))
+        aug = cifar_augmentation(
+            CIFAR10_MEAN,
+            CIFAR10_STD,
+            cutout_length=16,
+            generator=torch.Generator().manual_seed(seed),
+        )
         return [aug(img) for _ in range(4)]
 
     assert all(torch.equal(a, b) for a, b in zip(run(3), run(3)))
@@ -244,8 +275,14 @@ def test_augmentation_is_reproducible_from_the_global_rng():
 
 
 def test_load_cifar_augmentation_pads_black_and_cuts_out_to_zero(tmp_path):
-    data = load_cifar("cifar10", write_cifar10(tmp_path), train=True, augment=True, cutout=8,
-                      generator=torch.Generator().manual_seed(0))
+    data = load_cifar(
+        "cifar10",
+        write_cifar10(tmp_path),
+        train=True,
+        augment=True,
+        cutout=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     data.images[:] = 255  # white images: any other value is padding or cutout
     white = [(1.0 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)]
     black = [(0.0 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)]
@@ -259,6 +296,8 @@ def test_load_cifar_augmentation_pads_black_and_cuts_out_to_zero(tmp_path):
                 elif abs(v - black[c]) < 1e-5:
                     seen.add("black")
                 else:
-                    assert v == 0.0, f"channel {c} has {v}: neither the image, its padding nor cutout"
+                    assert v == 0.0, (
+                        f"channel {c} has {v}: neither the image, its padding nor cutout"
+                    )
                     seen.add("cutout")
     assert seen == {"white", "black", "cutout"}

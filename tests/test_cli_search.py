@@ -11,11 +11,25 @@ from gradnas.cli import main
 from gradnas.config import load_config
 from gradnas.genotype import Genotype
 
-TINY = {"epochs": 2, "data": {"batch_size": 256}, "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
-RUN_FILES = {"config.yaml", "metrics.csv", "alphas.json", "genotype.json", "genotype.txt", "checkpoint.pt",
-             "checkpoint.prev.pt"}
-PLOT_FILES = {f"{name}.{ext}" for name in ("alphas_normal", "alphas_reduce", "curves", "cell_normal", "cell_reduce")
-              for ext in ("png", "svg")} | {"cell_normal.dot", "cell_reduce.dot"}
+TINY = {
+    "epochs": 2,
+    "data": {"batch_size": 256},
+    "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2},
+}
+RUN_FILES = {
+    "config.yaml",
+    "metrics.csv",
+    "alphas.json",
+    "genotype.json",
+    "genotype.txt",
+    "checkpoint.pt",
+    "checkpoint.prev.pt",
+}
+PLOT_FILES = {
+    f"{name}.{ext}"
+    for name in ("alphas_normal", "alphas_reduce", "curves", "cell_normal", "cell_reduce")
+    for ext in ("png", "svg")
+} | {"cell_normal.dot", "cell_reduce.dot"}
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +38,18 @@ def tiny_run(tmp_path_factory):
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     out = root / "run"
-    status = main(["search", "--config", str(config), "--out", str(out), "--seed", "3", "--no-progress"])
+    status = main(
+        ["search", "--config", str(config), "--out", str(out), "--seed", "3", "--no-progress"]
+    )
     return status, out
 
 
 def test_search_exits_zero_and_writes_every_run_file(tiny_run):
     status, out = tiny_run
     assert status == 0
-    assert {p.name for p in out.iterdir()} == RUN_FILES | PLOT_FILES  # and no temporary files left behind
+    assert {
+        p.name for p in out.iterdir()
+    } == RUN_FILES | PLOT_FILES  # and no temporary files left behind
 
 
 def test_run_folder_keeps_the_resolved_config_with_flag_overrides(tiny_run):
@@ -68,9 +86,13 @@ def test_genotype_files_agree_and_fit_the_space(tiny_run):
 
 def test_checkpoint_loads_with_weights_only_and_holds_the_alphas(tiny_run):
     state = torch.load(tiny_run[1] / "checkpoint.pt", weights_only=True)
-    assert {"supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "rng"} <= set(state)
+    assert {"supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "rng"} <= set(
+        state
+    )
     assert state["progress"]["epoch"] == 2 and state["progress"]["step"] == 0
-    assert len(state["mutator"]) == 10 and all(k.startswith("arch_params.") for k in state["mutator"])
+    assert len(state["mutator"]) == 10 and all(
+        k.startswith("arch_params.") for k in state["mutator"]
+    )
 
 
 def test_unknown_config_key_exits_2_naming_it_and_writes_nothing(tmp_path, capsys):
@@ -101,16 +123,36 @@ def test_help_lists_the_flags(capsys):
         assert flag in text
 
 
-@pytest.mark.parametrize("algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos"])
+@pytest.mark.parametrize(
+    "algorithm", ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos"]
+)
 def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
     # C=8 so that PC-DARTS' quarter of the channels is still even.
-    cfg = {**TINY, "network": {**TINY["network"], "C": 8}, "threads": 1, "plots": False,
-           "spos": {"population": 6, "generations": 2, "parents": 2}}
+    cfg = {
+        **TINY,
+        "network": {**TINY["network"], "C": 8},
+        "threads": 1,
+        "plots": False,
+        "spos": {"population": 6, "generations": 2, "parents": 2},
+    }
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
-    assert main(["search", "--config", str(config), "--algorithm", algorithm, "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(config),
+                "--algorithm",
+                algorithm,
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     genotype = Genotype.from_json((out / "genotype.json").read_text()).validate(steps=2)
     if algorithm != "snas":  # SNAS keeps every edge whose argmax is not `none`
         assert all(len(node) == 2 for node in genotype.normal + genotype.reduce)
@@ -124,15 +166,28 @@ def test_every_algorithm_runs_end_to_end_from_the_cli(tmp_path, algorithm):
 def test_search_summary_names_best_accuracy_genotype_and_files(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "epochs": 1, "plots": False}))
-    assert main(["search", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (
+        main(["search", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+        == 0
+    )
     out = capsys.readouterr().out
-    for part in ("search finished in", "best val acc", "genotype       Genotype(", "derived net", "weights at the "
-                 "train defaults", "files", "genotype.json"):
+    for part in (
+        "search finished in",
+        "best val acc",
+        "genotype       Genotype(",
+        "derived net",
+        "weights at the train defaults",
+        "files",
+        "genotype.json",
+    ):
         assert part in out
 
 
 def test_plot_command_draws_a_published_genotype(tmp_path, capsys):
-    assert main(["plot", "--genotype", "DARTS_V2", "--out", str(tmp_path), "--renderer", "matplotlib"]) == 0
+    assert (
+        main(["plot", "--genotype", "DARTS_V2", "--out", str(tmp_path), "--renderer", "matplotlib"])
+        == 0
+    )
     written = {p.name for p in tmp_path.iterdir()}
     assert {"cell_normal.png", "cell_reduce.svg", "cell_normal.dot"} <= written
     assert "sep_conv_3x3" in (tmp_path / "cell_normal.dot").read_text()
@@ -150,35 +205,68 @@ def test_nb201_space_searches_and_writes_the_benchmark_arch_string(tmp_path, alg
     from gradnas.spaces.nb201 import NB201Arch
 
     config = tmp_path / "nb.yaml"
-    config.write_text(yaml.safe_dump({"epochs": 1, "threads": 1, "data": {"batch_size": 256},
-                                      "nb201": {"C": 4, "N": 1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"epochs": 1, "threads": 1, "data": {"batch_size": 256}, "nb201": {"C": 4, "N": 1}}
+        )
+    )
     out = tmp_path / "run"
-    assert main(["search", "--config", str(config), "--space", "nb201", "--algorithm", algorithm, "--out",
-                 str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(config),
+                "--space",
+                "nb201",
+                "--algorithm",
+                algorithm,
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     arch = NB201Arch.parse((out / "arch.txt").read_text().strip())
     assert NB201Arch.from_json((out / "arch.json").read_text()) == arch
     assert {"curves.png", "curves.svg"} <= {p.name for p in out.iterdir()}
 
 
 def test_pcdarts_on_nb201_is_refused_by_name(tmp_path, capsys):
-    assert main(["search", "--space", "nb201", "--algorithm", "pcdarts", "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            ["search", "--space", "nb201", "--algorithm", "pcdarts", "--out", str(tmp_path / "run")]
+        )
+        == 2
+    )
     assert "pcdarts does not apply to the nb201 space" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_random_search_logs_every_trial_and_keeps_the_best(tmp_path):
     config = tmp_path / "rs.yaml"
-    config.write_text(yaml.safe_dump({"threads": 1, "data": {"batch_size": 256},
-                                      "network": {"steps": 2, "multiplier": 2},
-                                      "random": {"trials": 3, "epochs": 1, "C": 4, "layers": 3}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "threads": 1,
+                "data": {"batch_size": 256},
+                "network": {"steps": 2, "multiplier": 2},
+                "random": {"trials": 3, "epochs": 1, "C": 4, "layers": 3},
+            }
+        )
+    )
     out = tmp_path / "run"
-    assert main(["search", "--config", str(config), "--algorithm", "random", "--out", str(out)]) == 0
+    assert (
+        main(["search", "--config", str(config), "--algorithm", "random", "--out", str(out)]) == 0
+    )
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(r["trial"]) for r in rows] == [1, 2, 3]
     best = max(rows, key=lambda r: float(r["val_acc"]))  # max keeps the earliest among equals
     assert Genotype.parse((out / "genotype.txt").read_text()) == Genotype.parse(best["genotype"])
     assert [float(r["best_val_acc"]) for r in rows] == pytest.approx(
-        [max(float(x["val_acc"]) for x in rows[:i + 1]) for i in range(3)])
+        [max(float(x["val_acc"]) for x in rows[: i + 1]) for i in range(3)]
+    )
 
 
 def test_tensorboard_logs_step_and_epoch_scalars_and_alpha_histograms(tmp_path):
@@ -187,8 +275,15 @@ def test_tensorboard_logs_step_and_epoch_scalars_and_alpha_histograms(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**TINY, "plots": False}))
     out = tmp_path / "run"
-    assert main(["search", "--config", str(config), "--out", str(out), "--tensorboard", "--no-progress"]) == 0
-    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0}).Reload()
+    assert (
+        main(
+            ["search", "--config", str(config), "--out", str(out), "--tensorboard", "--no-progress"]
+        )
+        == 0
+    )
+    events = EventAccumulator(
+        str(out / "tensorboard"), size_guidance={"scalars": 0, "histograms": 0}
+    ).Reload()
     steps = [e.step for e in events.Scalars("step/train_loss")]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) == 2 * 3  # 2 epochs x 3 steps
     assert [e.step for e in events.Scalars("epoch/val_acc")] == [1, 2]

@@ -23,15 +23,24 @@ def write(path, data):
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     out = root / "run"
-    status = main(["train", "--config", str(write(root / "t.yaml", TINY)), "--out", str(out), "--no-progress"])
+    status = main(
+        ["train", "--config", str(write(root / "t.yaml", TINY)), "--out", str(out), "--no-progress"]
+    )
     return status, out
 
 
 def test_train_writes_every_file(trained):
     status, out = trained
     assert status == 0
-    assert {p.name for p in out.iterdir()} == {"config.yaml", "genotype.json", "metrics.csv", "checkpoint.pt",
-                                                "checkpoint.prev.pt", "model.pt", "result.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "config.yaml",
+        "genotype.json",
+        "metrics.csv",
+        "checkpoint.pt",
+        "checkpoint.prev.pt",
+        "model.pt",
+        "result.json",
+    }
     assert Genotype.from_json((out / "genotype.json").read_text()) == DARTS_V2
 
 
@@ -47,7 +56,19 @@ def test_reloaded_network_gives_the_reported_test_accuracy(trained):
 def test_metrics_rows_and_drop_path_ramp(tmp_path):
     cfg = {**TINY, "epochs": 3, "network": {**TINY["network"], "drop_path_prob": 0.3}}
     out = tmp_path / "run"
-    assert main(["train", "--config", str(write(tmp_path / "t.yaml", cfg)), "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(write(tmp_path / "t.yaml", cfg)),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = (out / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     ramp = [float(r.split(",")[header.index("drop_path_prob")]) for r in rows[1:]]
@@ -55,12 +76,30 @@ def test_metrics_rows_and_drop_path_ramp(tmp_path):
 
 
 def test_genotype_from_a_search_run_folder(tmp_path):
-    search = {"epochs": 1, "threads": 1, "plots": False, "data": {"batch_size": 512},
-              "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
+    search = {
+        "epochs": 1,
+        "threads": 1,
+        "plots": False,
+        "data": {"batch_size": 512},
+        "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2},
+    }
     run = tmp_path / "search"
-    assert main(["search", "--config", str(write(tmp_path / "s.yaml", search)), "--out", str(run),
-                 "--no-progress", "--then-train", "--train-config", str(write(tmp_path / "t.yaml",
-                                                                              {**TINY, "epochs": 1}))]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(write(tmp_path / "s.yaml", search)),
+                "--out",
+                str(run),
+                "--no-progress",
+                "--then-train",
+                "--train-config",
+                str(write(tmp_path / "t.yaml", {**TINY, "epochs": 1})),
+            ]
+        )
+        == 0
+    )
     found = Genotype.from_json((run / "genotype.json").read_text())
     assert Genotype.from_json((run / "train" / "genotype.json").read_text()) == found
     assert json.loads((run / "train" / "result.json").read_text())["epochs"] == 1
@@ -85,7 +124,20 @@ def test_genotype_that_does_not_fit_the_space_exits_2_naming_the_op(tmp_path, ca
 
 
 def test_missing_cifar_files_exit_2_telling_where_to_get_them(tmp_path, capsys):
-    assert main(["train", "--data", "cifar10", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "cifar10",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "data_batch_1.bin" in err and "cs.toronto.edu" in err
     assert not (tmp_path / "run").exists()
@@ -96,9 +148,23 @@ def test_resume_continues_bit_identically(tmp_path, trained):
     # before the end (as if killed there), resume, and compare with the uninterrupted weights.
     out = tmp_path / "run"
     cfg = {**TINY, "checkpoint_every": 1}
-    assert main(["train", "--config", str(write(tmp_path / "t.yaml", cfg)), "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(write(tmp_path / "t.yaml", cfg)),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     final = torch.load(out / "checkpoint.pt", weights_only=True)
-    (out / "checkpoint.prev.pt").replace(out / "checkpoint.pt")  # the checkpoint one step before the end
+    (out / "checkpoint.prev.pt").replace(
+        out / "checkpoint.pt"
+    )  # the checkpoint one step before the end
     mid = torch.load(out / "checkpoint.pt", weights_only=True)["progress"]
     assert (mid["epoch"], mid["step"]) < (final["progress"]["epoch"], final["progress"]["step"])
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
@@ -108,11 +174,30 @@ def test_resume_continues_bit_identically(tmp_path, trained):
 
 
 def test_search_then_train_then_export_end_to_end(tmp_path, capsys):
-    search = {"epochs": 1, "threads": 1, "plots": False, "data": {"batch_size": 512},
-              "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
+    search = {
+        "epochs": 1,
+        "threads": 1,
+        "plots": False,
+        "data": {"batch_size": 512},
+        "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2},
+    }
     run = tmp_path / "search"
-    assert main(["search", "--config", str(write(tmp_path / "s.yaml", search)), "--out", str(run), "--no-progress",
-                 "--then-train", "--train-config", str(write(tmp_path / "t.yaml", {**TINY, "epochs": 1}))]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(write(tmp_path / "s.yaml", search)),
+                "--out",
+                str(run),
+                "--no-progress",
+                "--then-train",
+                "--train-config",
+                str(write(tmp_path / "t.yaml", {**TINY, "epochs": 1})),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["export", str(run / "train"), "--format", "onnx"]) == 0
     printed = capsys.readouterr().out
@@ -133,4 +218,6 @@ def test_export_of_a_folder_that_is_not_a_train_run_names_it(tmp_path, capsys):
 def test_inspect_prints_darts_v2_published_size(capsys):
     assert main(["inspect", "DARTS_V2"]) == 0
     out = capsys.readouterr().out
-    assert "3,349,342 (3,825,768 with the auxiliary head)" in out  # DARTS: 3.3M; mmrazor: 3.83M with the head
+    assert (
+        "3,349,342 (3,825,768 with the auxiliary head)" in out
+    )  # DARTS: 3.3M; mmrazor: 3.83M with the head

@@ -25,7 +25,9 @@ def test_defaults_round_trip_through_yaml(tmp_path):
 
 def test_shipped_default_config_equals_the_dataclass_defaults():
     # configs/search_digits.yaml documents the defaults; it must not drift from them.
-    assert load_config(Path(__file__).parents[1] / "configs" / "search_digits.yaml") == SearchConfig()
+    assert (
+        load_config(Path(__file__).parents[1] / "configs" / "search_digits.yaml") == SearchConfig()
+    )
 
 
 def test_nested_values_override_defaults():
@@ -35,40 +37,49 @@ def test_nested_values_override_defaults():
     assert cfg.network.steps == SearchConfig().network.steps
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"epoch": 3}, "'epoch'"),
-    ({"network": {"channels": 3}}, "'network.channels'"),
-    ({"optim": {"lr": 0.1}}, "'optim.lr'"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"epoch": 3}, "'epoch'"),
+        ({"network": {"channels": 3}}, "'network.channels'"),
+        ({"optim": {"lr": 0.1}}, "'optim.lr'"),
+    ],
+)
 def test_unknown_key_is_named(data, key):
     with pytest.raises(ConfigError, match=f"unknown config key {key}"):
         config_from_dict(data)
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"epochs": "3"}, "'epochs'"),
-    ({"epochs": True}, "'epochs'"),
-    ({"epochs": 2.5}, "'epochs'"),
-    ({"optim": {"arch_lr": "fast"}}, "'optim.arch_lr'"),
-    ({"data": {"name": 5}}, "'data.name'"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"epochs": "3"}, "'epochs'"),
+        ({"epochs": True}, "'epochs'"),
+        ({"epochs": 2.5}, "'epochs'"),
+        ({"optim": {"arch_lr": "fast"}}, "'optim.arch_lr'"),
+        ({"data": {"name": 5}}, "'data.name'"),
+    ],
+)
 def test_wrong_type_is_named(data, key):
     with pytest.raises(ConfigError, match=f"config key {key}: expected"):
         config_from_dict(data)
 
 
-@pytest.mark.parametrize("data, key", [
-    ({"epochs": 0}, "epochs"),
-    ({"algorithm": "nope"}, "algorithm"),
-    ({"data": {"name": "mnist"}}, "data.name"),
-    ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
-    ({"data": {"batch_size": 0}}, "data.batch_size"),
-    ({"network": {"C": 3}}, "network.C"),
-    ({"network": {"layers": 2}}, "network.layers"),
-    ({"network": {"multiplier": 5}}, "network.multiplier"),
-    ({"optim": {"momentum": 1.0}}, "optim.momentum"),
-    ({"optim": {"weight_decay": -1}}, "optim.weight_decay"),
-])
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"algorithm": "nope"}, "algorithm"),
+        ({"data": {"name": "mnist"}}, "data.name"),
+        ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
+        ({"data": {"batch_size": 0}}, "data.batch_size"),
+        ({"network": {"C": 3}}, "network.C"),
+        ({"network": {"layers": 2}}, "network.layers"),
+        ({"network": {"multiplier": 5}}, "network.multiplier"),
+        ({"optim": {"momentum": 1.0}}, "optim.momentum"),
+        ({"optim": {"weight_decay": -1}}, "optim.weight_decay"),
+    ],
+)
 def test_out_of_range_is_named(data, key):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         config_from_dict(data)
@@ -92,8 +103,10 @@ def test_every_field_has_a_default_so_an_empty_file_is_the_default(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_config(empty) == SearchConfig()
-    assert all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-               for f in dataclasses.fields(SearchConfig))
+    assert all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(SearchConfig)
+    )
 
 
 def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_published_network():
@@ -105,11 +118,18 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
     for path in root.glob("search_*.yaml"):
         load_config(path)
     train = load_config(root / "train_cifar10.yaml", TrainConfig)
-    net = NetworkCIFAR(DARTS_V2, C=train.network.C, layers=train.network.layers, auxiliary=train.network.auxiliary)
+    net = NetworkCIFAR(
+        DARTS_V2, C=train.network.C, layers=train.network.layers, auxiliary=train.network.auxiliary
+    )
     # DARTS_V2 at DARTS' retraining size with its auxiliary head (3,349,342 + the head's 476,426)
     assert sum(p.numel() for p in net.parameters()) == 3_825_768
     search = load_config(root / "search_cifar10.yaml")
-    assert (search.epochs, search.data.batch_size, search.network.C, search.network.layers) == (50, 64, 16, 8)
+    assert (search.epochs, search.data.batch_size, search.network.C, search.network.layers) == (
+        50,
+        64,
+        16,
+        8,
+    )
 
 
 def test_a_partial_section_keeps_the_defaults_of_its_config():
@@ -117,25 +137,51 @@ def test_a_partial_section_keeps_the_defaults_of_its_config():
     cfg = config_from_dict({"data": {"batch_size": 32}, "network": {"C": 8}}, TrainConfig)
     assert (cfg.data.batch_size, cfg.network.C) == (32, 8)
     assert cfg.data.cutout == TrainConfig().data.cutout != DataConfig().cutout
-    assert cfg.network.drop_path_prob == TrainConfig().network.drop_path_prob != TrainNetworkConfig().drop_path_prob
+    assert (
+        cfg.network.drop_path_prob
+        == TrainConfig().network.drop_path_prob
+        != TrainNetworkConfig().drop_path_prob
+    )
 
 
-@pytest.mark.parametrize("data, key, message", [
-    ({"drnas": {"num_ops": 4}}, "drnas.num_ops", "expected a list, got int 4"),
-    ({"drnas": {"partial_channels": [6, "4"]}}, "drnas.partial_channels[1]", "expected int, got str '4'"),
-    ({"drnas": {"stage_fractions": [0.5, 0.4]}}, "drnas.stage_fractions", "must add up to 1"),
-    ({"drnas": {"stage_fractions": [1.5, -0.5]}}, "drnas.stage_fractions", "must be > 0"),
-    ({"drnas": {"warmup_fraction": 1.0}}, "drnas.warmup_fraction", "must be in [0, 1)"),
-    ({"drnas": {"partial_channels": [6]}}, "drnas.partial_channels", "one entry per stage (2"),
-    ({"drnas": {"partial_channels": [4, 6]}}, "drnas.partial_channels", "must not grow"),
-    ({"drnas": {"partial_channels": [2, 1]}}, "drnas.partial_channels", "every K must be >= 2"),
-    ({"drnas": {"num_ops": [8, 4]}}, "drnas.num_ops", "the first stage searches all 7 ops"),
-    ({"algorithm": "drnas", "drnas": {"progressive": True}}, "network.C", "C divisible by every K"),
-    ({"algorithm": "drnas", "space": "nb201", "drnas": {"progressive": True}}, "drnas.progressive",
-     "DARTS space only"),
-    ({"algorithm": "drnas", "epochs": 1, "network": {"C": 12}, "drnas": {"progressive": True}},
-     "drnas.stage_fractions", "gives a stage no epoch of the 1"),
-])
+@pytest.mark.parametrize(
+    "data, key, message",
+    [
+        ({"drnas": {"num_ops": 4}}, "drnas.num_ops", "expected a list, got int 4"),
+        (
+            {"drnas": {"partial_channels": [6, "4"]}},
+            "drnas.partial_channels[1]",
+            "expected int, got str '4'",
+        ),
+        ({"drnas": {"stage_fractions": [0.5, 0.4]}}, "drnas.stage_fractions", "must add up to 1"),
+        ({"drnas": {"stage_fractions": [1.5, -0.5]}}, "drnas.stage_fractions", "must be > 0"),
+        ({"drnas": {"warmup_fraction": 1.0}}, "drnas.warmup_fraction", "must be in [0, 1)"),
+        ({"drnas": {"partial_channels": [6]}}, "drnas.partial_channels", "one entry per stage (2"),
+        ({"drnas": {"partial_channels": [4, 6]}}, "drnas.partial_channels", "must not grow"),
+        ({"drnas": {"partial_channels": [2, 1]}}, "drnas.partial_channels", "every K must be >= 2"),
+        ({"drnas": {"num_ops": [8, 4]}}, "drnas.num_ops", "the first stage searches all 7 ops"),
+        (
+            {"algorithm": "drnas", "drnas": {"progressive": True}},
+            "network.C",
+            "C divisible by every K",
+        ),
+        (
+            {"algorithm": "drnas", "space": "nb201", "drnas": {"progressive": True}},
+            "drnas.progressive",
+            "DARTS space only",
+        ),
+        (
+            {
+                "algorithm": "drnas",
+                "epochs": 1,
+                "network": {"C": 12},
+                "drnas": {"progressive": True},
+            },
+            "drnas.stage_fractions",
+            "gives a stage no epoch of the 1",
+        ),
+    ],
+)
 def test_bad_drnas_progressive_values_are_named(data, key, message):
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
@@ -145,8 +191,9 @@ def test_bad_drnas_progressive_values_are_named(data, key, message):
 def test_drnas_progressive_defaults_are_the_published_schedule():
     from gradnas.config import stage_epochs, stage_warmup_epochs
 
-    cfg = config_from_dict({"algorithm": "drnas", "epochs": 50, "network": {"C": 36},
-                            "drnas": {"progressive": True}})
+    cfg = config_from_dict(
+        {"algorithm": "drnas", "epochs": 50, "network": {"C": 36}, "drnas": {"progressive": True}}
+    )
     # xiangning-chen/DrNAS, DARTS-space/train_search.py: train_epochs [25, 25], `if epoch >= 10`, ks, num_keeps.
     assert stage_epochs(cfg.drnas.stage_fractions, cfg.epochs) == [25, 25]
     assert stage_warmup_epochs(cfg.drnas.warmup_fraction, 25) == 10

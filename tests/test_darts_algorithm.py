@@ -1,5 +1,6 @@
 """Tests for gradnas.algorithms.Darts: parity with a plain DARTS reference, the
 separation of the two halves of the bilevel step, and a second-order smoke test."""
+
 import contextlib
 import copy
 
@@ -38,8 +39,10 @@ def arch_adam(params, lr=3e-4):
 
 
 def batch(gen, n, channels, size, num_classes=10):
-    return (torch.randn(n, channels, size, size, generator=gen),
-            torch.randint(0, num_classes, (n,), generator=gen))
+    return (
+        torch.randn(n, channels, size, size, generator=gen),
+        torch.randint(0, num_classes, (n,), generator=gen),
+    )
 
 
 def max_abs_diff(xs, ys) -> float:
@@ -48,17 +51,22 @@ def max_abs_diff(xs, ys) -> float:
 
 # -- a plain reference supernet, written the way the DARTS paper's code is laid out --
 
+
 class RefMixedOp(nn.Module):
     def __init__(self, C, stride):
         super().__init__()
-        self._ops = nn.ModuleList(build_op(name, C, stride, affine=False, search=True) for name in PRIMITIVES)
+        self._ops = nn.ModuleList(
+            build_op(name, C, stride, affine=False, search=True) for name in PRIMITIVES
+        )
 
     def forward(self, x, weights):
         return sum(w * op(x) for w, op in zip(weights, self._ops))
 
 
 def relu_conv_bn(C_in, C_out):
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(C_in, C_out, 1, bias=False), nn.BatchNorm2d(C_out, affine=False))
+    return nn.Sequential(
+        nn.ReLU(), nn.Conv2d(C_in, C_out, 1, bias=False), nn.BatchNorm2d(C_out, affine=False)
+    )
 
 
 class RefFactorizedReduce(nn.Module):
@@ -80,7 +88,9 @@ class RefCell(nn.Module):
     def __init__(self, C_prev_prev, C_prev, C, reduction, reduction_prev):
         super().__init__()
         self.reduction = reduction
-        self.preprocess0 = RefFactorizedReduce(C_prev_prev, C) if reduction_prev else relu_conv_bn(C_prev_prev, C)
+        self.preprocess0 = (
+            RefFactorizedReduce(C_prev_prev, C) if reduction_prev else relu_conv_bn(C_prev_prev, C)
+        )
         self.preprocess1 = relu_conv_bn(C_prev, C)
         self._ops = nn.ModuleList()
         for i in range(STEPS):
@@ -101,7 +111,9 @@ class RefNetwork(nn.Module):
     def __init__(self, C, layers, in_channels=3, num_classes=10, stem_multiplier=3):
         super().__init__()
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
+        )
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False
@@ -122,7 +134,9 @@ class RefNetwork(nn.Module):
     def forward(self, x):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            weights = F.softmax(self.alphas_reduce if cell.reduction else self.alphas_normal, dim=-1)
+            weights = F.softmax(
+                self.alphas_reduce if cell.reduction else self.alphas_normal, dim=-1
+            )
             s0, s1 = s1, cell(s0, s1, weights)
         out = self.global_pooling(s1)
         return self.classifier(out.view(out.size(0), -1))
@@ -146,8 +160,16 @@ def copy_into_reference(net, mutator, ref):
 
 def gradnas_alphas_as_rows(mutator):
     """The mutator's alphas stacked like alphas_normal / alphas_reduce (14, 8)."""
-    return [torch.stack([mutator.arch_params[f"{t}_node{i}_input{j}"].detach()
-                         for i in range(STEPS) for j in range(2 + i)]) for t in ("normal", "reduce")]
+    return [
+        torch.stack(
+            [
+                mutator.arch_params[f"{t}_node{i}_input{j}"].detach()
+                for i in range(STEPS)
+                for j in range(2 + i)
+            ]
+        )
+        for t in ("normal", "reduce")
+    ]
 
 
 def batchnorms(module):
@@ -196,13 +218,20 @@ def test_first_order_matches_plain_darts_reference_at_full_size(float64):
 
 # -- the two halves of the step touch their own parameter set only ------------
 
+
 def small_setup(seed=0, weight_opt=weight_sgd, arch_opt=arch_adam, unrolled=False, grad_clip=5.0):
     torch.manual_seed(seed)
     net = DartsSearchNetwork(C=4, layers=3, in_channels=1)
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
-    darts = Darts(net, mutator, weight_opt(net.parameters()), arch_opt(mutator.arch_parameters()),
-                  unrolled=unrolled, grad_clip=grad_clip)
+    darts = Darts(
+        net,
+        mutator,
+        weight_opt(net.parameters()),
+        arch_opt(mutator.arch_parameters()),
+        unrolled=unrolled,
+        grad_clip=grad_clip,
+    )
     gen = torch.Generator().manual_seed(seed + 1)
     return net, mutator, darts, batch(gen, 4, 1, 8), batch(gen, 4, 1, 8)
 
@@ -243,7 +272,8 @@ def test_weight_grad_is_the_training_loss_grad_at_the_updated_alphas(float64):
 
 def test_architecture_half_leaves_weights_unchanged(float64):
     net, mutator, darts, train, val = small_setup(
-        weight_opt=lambda p: torch.optim.SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0))
+        weight_opt=lambda p: torch.optim.SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)
+    )
     weights = [p.detach().clone() for p in net.parameters()]
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     darts.step(train, val)
@@ -272,9 +302,12 @@ def test_weight_optimizer_holding_an_alpha_is_refused():
 
 # -- second order: smoke test only (its exact gradient is tested elsewhere) ---
 
+
 def test_second_order_step_restores_weights_and_moves_alphas(float64):
     net, mutator, darts, train, val = small_setup(unrolled=True)
-    darts.weight_optimizer.step = lambda *args, **kwargs: None  # keep only the architecture half's effect
+    darts.weight_optimizer.step = lambda *args, **kwargs: (
+        None
+    )  # keep only the architecture half's effect
     weights = [p.detach().clone() for p in net.parameters()]
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     stats = darts.step(train, val)
@@ -291,10 +324,14 @@ def test_virtual_step_equals_the_per_weight_sgd_formula_bit_for_bit(float64):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(2, 2))
     params = list(net.parameters())
-    groups = [{"params": params[:3], "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2},
-              {"params": params[3:], "lr": 0.7, "momentum": 0.5, "weight_decay": 0.0}]
+    groups = [
+        {"params": params[:3], "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-2},
+        {"params": params[3:], "lr": 0.7, "momentum": 0.5, "weight_decay": 0.0},
+    ]
     w_opt = torch.optim.SGD(groups, lr=0.1)
-    darts = Darts(net, DartsMutator(), w_opt, arch_adam([nn.Parameter(torch.zeros(2))]), unrolled=True)
+    darts = Darts(
+        net, DartsMutator(), w_opt, arch_adam([nn.Parameter(torch.zeros(2))]), unrolled=True
+    )
     for p in params[1::2]:  # every other weight has a buffer: a first step that reached only those
         w_opt.state[p]["momentum_buffer"] = torch.randn_like(p)
     grads = [torch.randn_like(p) for p in params]
@@ -311,7 +348,9 @@ def test_virtual_step_equals_the_per_weight_sgd_formula_bit_for_bit(float64):
             expected.append(d)
     assert xis == expected_xis
     assert all(torch.equal(d, e) for d, e in zip(directions, expected, strict=True))
-    assert not torch.equal(directions[1], grads[1] + 1e-2 * params[1].detach())  # the buffer counted
+    assert not torch.equal(
+        directions[1], grads[1] + 1e-2 * params[1].detach()
+    )  # the buffer counted
 
 
 def test_finite_difference_passes_with_frozen_weights_give_the_same_hessian_term(monkeypatch):

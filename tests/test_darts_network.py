@@ -18,40 +18,66 @@ def num_params(module: nn.Module) -> int:
 
 # A genotype that repeats an (op, input) pair and uses every kind of op.
 REPEATS = Genotype(
-    normal=[[("sep_conv_3x3", 0), ("sep_conv_3x3", 0)], [("skip_connect", 1), ("dil_conv_5x5", 2)],
-            [("avg_pool_3x3", 3), ("none", 0)], [("sep_conv_5x5", 4), ("dil_conv_3x3", 1)]],
+    normal=[
+        [("sep_conv_3x3", 0), ("sep_conv_3x3", 0)],
+        [("skip_connect", 1), ("dil_conv_5x5", 2)],
+        [("avg_pool_3x3", 3), ("none", 0)],
+        [("sep_conv_5x5", 4), ("dil_conv_3x3", 1)],
+    ],
     normal_concat=[2, 3, 4, 5],
-    reduce=[[("max_pool_3x3", 0), ("skip_connect", 1)], [("skip_connect", 2), ("sep_conv_3x3", 0)],
-            [("skip_connect", 0), ("skip_connect", 0)], [("avg_pool_3x3", 1), ("skip_connect", 3)]],
+    reduce=[
+        [("max_pool_3x3", 0), ("skip_connect", 1)],
+        [("skip_connect", 2), ("sep_conv_3x3", 0)],
+        [("skip_connect", 0), ("skip_connect", 0)],
+        [("avg_pool_3x3", 1), ("skip_connect", 3)],
+    ],
     reduce_concat=[2, 3, 4, 5],
 )
 
 # Variable in-degree (as an argmax derivation like SNAS can give): 1, 0, 3 and 1 inputs.
 VARIABLE = Genotype(
-    normal=[[("sep_conv_3x3", 0)], [], [("skip_connect", 0), ("max_pool_3x3", 1), ("dil_conv_3x3", 2)],
-            [("sep_conv_3x3", 4)]],
+    normal=[
+        [("sep_conv_3x3", 0)],
+        [],
+        [("skip_connect", 0), ("max_pool_3x3", 1), ("dil_conv_3x3", 2)],
+        [("sep_conv_3x3", 4)],
+    ],
     normal_concat=[2, 3, 4, 5],
-    reduce=[[("max_pool_3x3", 1)], [], [("skip_connect", 2), ("avg_pool_3x3", 0), ("skip_connect", 1)],
-            [("sep_conv_3x3", 4)]],
+    reduce=[
+        [("max_pool_3x3", 1)],
+        [],
+        [("skip_connect", 2), ("avg_pool_3x3", 0), ("skip_connect", 1)],
+        [("sep_conv_3x3", 4)],
+    ],
     reduce_concat=[2, 3, 4, 5],
 )
 
 
 # -- published sizes --------------------------------------------------------
 
+
 def test_darts_v2_cifar_has_published_parameter_count():
     # DARTS (Liu et al., ICLR 2019) train.py log of DARTS_V2, C=36, 20 layers: "param size = 3.349342MB".
-    assert num_params(NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=False)) == 3_349_342
+    assert (
+        num_params(NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=False))
+        == 3_349_342
+    )
 
 
 def test_darts_v2_cifar_with_auxiliary_head_has_published_parameter_count():
     # mmrazor's DARTS retrain config reports 3.83M parameters counting the auxiliary head.
-    assert num_params(NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=True)) == 3_825_768
+    assert (
+        num_params(NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=True))
+        == 3_825_768
+    )
 
 
 def test_darts_v2_imagenet_has_published_parameter_count():
     # DARTS' ImageNet network of DARTS_V2 (C=48, 14 layers, 1000 classes, no auxiliary head): 4.718752M.
-    assert num_params(NetworkImageNet(DARTS_V2, C=48, num_classes=1000, layers=14, auxiliary=False)) == 4_718_752
+    assert (
+        num_params(NetworkImageNet(DARTS_V2, C=48, num_classes=1000, layers=14, auxiliary=False))
+        == 4_718_752
+    )
 
 
 def test_imagenet_auxiliary_head_has_no_batchnorm_after_its_768_conv():
@@ -62,6 +88,7 @@ def test_imagenet_auxiliary_head_has_no_batchnorm_after_its_768_conv():
 
 
 # -- shapes -----------------------------------------------------------------
+
 
 def test_cifar_forward_returns_logits_and_aux_logits_in_training():
     net = NetworkCIFAR(DARTS_V2, C=8, num_classes=10, layers=5, auxiliary=True).train()
@@ -83,8 +110,10 @@ def test_imagenet_forward_shapes():
 
 def cell_output_sizes(net: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
     sizes = []
-    hooks = [cell.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[1:])))
-             for cell in net.cells]
+    hooks = [
+        cell.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[1:])))
+        for cell in net.cells
+    ]
     net(x)
     for hook in hooks:
         hook.remove()
@@ -105,17 +134,24 @@ def test_imagenet_reduces_224_to_7():
 
 
 def test_auxiliary_head_on_too_small_input_raises_in_training():
-    net = NetworkCIFAR(DARTS_V2, C=4, num_classes=10, layers=3, in_channels=1, auxiliary=True).train()
-    with pytest.raises(ValueError, match="auxiliary head needs feature maps of at least 8x8.*got 2x2"):
+    net = NetworkCIFAR(
+        DARTS_V2, C=4, num_classes=10, layers=3, in_channels=1, auxiliary=True
+    ).train()
+    with pytest.raises(
+        ValueError, match="auxiliary head needs feature maps of at least 8x8.*got 2x2"
+    ):
         net(torch.randn(2, 1, 8, 8))
 
 
 def test_auxiliary_head_is_not_run_in_eval_so_small_inputs_work():
-    net = NetworkCIFAR(DARTS_V2, C=4, num_classes=10, layers=3, in_channels=1, auxiliary=True).eval()
+    net = NetworkCIFAR(
+        DARTS_V2, C=4, num_classes=10, layers=3, in_channels=1, auxiliary=True
+    ).eval()
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
 # -- the network computes the genotype and nothing else -------------------
+
 
 def cell_channels(cell: nn.Module) -> int:
     return cell.preprocess1[1].out_channels  # ReLU, Conv2d(C_prev, C), BN
@@ -128,7 +164,9 @@ def test_each_cell_holds_exactly_the_genotypes_ops():
         C = cell_channels(cell)
         assert cell.node_inputs == [[j for _, j in node] for node in spec]
         for edge, node in zip(cell.nodes, spec):
-            assert list(edge.choices) == [edge_choice_name(e, op, j) for e, (op, j) in enumerate(node)]
+            assert list(edge.choices) == [
+                edge_choice_name(e, op, j) for e, (op, j) in enumerate(node)
+            ]
             for choice, (op, j) in zip(edge.choices.values(), node):
                 expected = build_op(op, C, 2 if cell.reduction and j < 2 else 1, affine=True)
                 built = choice if isinstance(choice, nn.Identity) else choice[0]
@@ -141,14 +179,18 @@ def test_forward_runs_each_genotype_op_once():
     for c, cell in enumerate(net.cells):
         for n, edge in enumerate(cell.nodes):
             for name, choice in edge.choices.items():
+
                 def hook(module, inputs, output, key=(c, n, name)):
                     calls[key] = calls.get(key, 0) + 1
+
                 choice.register_forward_hook(hook)
     net(torch.randn(1, 3, 8, 8))
-    expected = {(c, n, edge_choice_name(e, op, j)): 1
-                for c, cell in enumerate(net.cells)
-                for n, node in enumerate(REPEATS.reduce if cell.reduction else REPEATS.normal)
-                for e, (op, j) in enumerate(node)}
+    expected = {
+        (c, n, edge_choice_name(e, op, j)): 1
+        for c, cell in enumerate(net.cells)
+        for n, node in enumerate(REPEATS.reduce if cell.reduction else REPEATS.normal)
+        for e, (op, j) in enumerate(node)
+    }
     assert calls == expected
 
 
@@ -156,10 +198,15 @@ def test_network_has_no_architecture_parameters_or_search_ops():
     net = NetworkCIFAR(REPEATS, C=4, num_classes=10, layers=3)
     # Derived cells use affine BatchNorms everywhere and bind no alpha.
     assert all(m.affine for m in net.modules() if isinstance(m, nn.BatchNorm2d))
-    assert all(edge.arch_param is None and not edge.with_arch_param for cell in net.cells for edge in cell.nodes)
+    assert all(
+        edge.arch_param is None and not edge.with_arch_param
+        for cell in net.cells
+        for edge in cell.nodes
+    )
 
 
 # -- drop-path ----------------------------------------------------------------
+
 
 def test_drop_path_is_identity_in_eval_mode():
     x = torch.randn(8, 3, 4, 4)
@@ -239,7 +286,11 @@ def test_drop_path_prob_of_one_is_rejected():
 
 def test_drop_path_schedule_ramps_linearly_from_zero():
     # DARTS train.py: drop_path_prob * epoch / epochs, with the 0-based epoch.
-    assert [drop_path_schedule(e, 600, 0.2) for e in (0, 300, 599)] == [0.0, 0.2 * 300 / 600, 0.2 * 599 / 600]
+    assert [drop_path_schedule(e, 600, 0.2) for e in (0, 300, 599)] == [
+        0.0,
+        0.2 * 300 / 600,
+        0.2 * 599 / 600,
+    ]
 
 
 def test_drop_path_schedule_rejects_epoch_out_of_range():
@@ -248,6 +299,7 @@ def test_drop_path_schedule_rejects_epoch_out_of_range():
 
 
 # -- state dict ----------------------------------------------------------------
+
 
 def test_reloaded_state_dict_gives_identical_eval_outputs():
     torch.manual_seed(0)
@@ -262,6 +314,7 @@ def test_reloaded_state_dict_gives_identical_eval_outputs():
 
 
 # -- variable in-degree ------------------------------------------------------------
+
 
 def test_variable_in_degree_genotype_builds_and_runs():
     net = NetworkCIFAR(VARIABLE, C=4, num_classes=10, layers=3).train()
@@ -279,7 +332,7 @@ def test_node_without_inputs_contributes_zeros_to_the_cell_output():
         C = cell_channels(cell)
         assert NO_INPUT in cell.nodes[1].choices
         # Node 1 is state 3, the second of the concatenated states 2..5: channels C..2C.
-        assert torch.count_nonzero(out[:, C:2 * C]) == 0
+        assert torch.count_nonzero(out[:, C : 2 * C]) == 0
         assert torch.count_nonzero(out[:, :C]) > 0
 
 
@@ -290,16 +343,28 @@ def test_node_without_inputs_has_no_parameters():
 
 # -- bad input ----------------------------------------------------------------------
 
+
 def test_unknown_op_in_genotype_is_rejected():
-    bad = Genotype(normal=[[("conv_9x9", 0)]], normal_concat=[2], reduce=[[("skip_connect", 1)]], reduce_concat=[2])
+    bad = Genotype(
+        normal=[[("conv_9x9", 0)]],
+        normal_concat=[2],
+        reduce=[[("skip_connect", 1)]],
+        reduce_concat=[2],
+    )
     with pytest.raises(GenotypeError, match="normal cell, node 0, edge 0: unknown op 'conv_9x9'"):
         NetworkCIFAR(bad, C=4, layers=3)
 
 
 def test_input_index_out_of_range_is_rejected():
-    bad = Genotype(normal=[[("skip_connect", 0)]], normal_concat=[2], reduce=[[("skip_connect", 2)]],
-                   reduce_concat=[2])
-    with pytest.raises(GenotypeError, match="reduce cell, node 0, edge 0: input index 2 out of range 0..1"):
+    bad = Genotype(
+        normal=[[("skip_connect", 0)]],
+        normal_concat=[2],
+        reduce=[[("skip_connect", 2)]],
+        reduce_concat=[2],
+    )
+    with pytest.raises(
+        GenotypeError, match="reduce cell, node 0, edge 0: input index 2 out of range 0..1"
+    ):
         NetworkCIFAR(bad, C=4, layers=3)
 
 

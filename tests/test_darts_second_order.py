@@ -7,6 +7,7 @@ exact gradient that DARTS eq. 7 approximates with a finite difference
 (Liu et al., ICLR 2019). The virtual weights enter the network through
 ``torch.func.functional_call``, not through the code under test.
 """
+
 import copy
 
 import pytest
@@ -30,9 +31,11 @@ WIDTH, CLASSES = 5, 3
 
 
 def smooth_choices() -> dict[str, nn.Module]:
-    return {"linear": nn.Linear(WIDTH, WIDTH),
-            "softplus_linear": nn.Sequential(nn.Linear(WIDTH, WIDTH), nn.Softplus()),
-            "skip": nn.Identity()}
+    return {
+        "linear": nn.Linear(WIDTH, WIDTH),
+        "softplus_linear": nn.Sequential(nn.Linear(WIDTH, WIDTH), nn.Softplus()),
+        "skip": nn.Identity(),
+    }
 
 
 class SmoothSupernet(nn.Module):
@@ -52,11 +55,22 @@ class SmoothSupernet(nn.Module):
 
 def smooth_batches(seed: int = 1, n: int = 8):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(n, 4, generator=gen), torch.randint(0, CLASSES, (n,), generator=gen)) for _ in range(2)]
+    return [
+        (torch.randn(n, 4, generator=gen), torch.randint(0, CLASSES, (n,), generator=gen))
+        for _ in range(2)
+    ]
 
 
-def smooth_setup(lr=0.5, momentum=0.9, weight_decay=3e-3, hessian="finite_difference", with_buffer=True,
-                 grad_clip=5.0, param_groups=None, seed=0):
+def smooth_setup(
+    lr=0.5,
+    momentum=0.9,
+    weight_decay=3e-3,
+    hessian="finite_difference",
+    with_buffer=True,
+    grad_clip=5.0,
+    param_groups=None,
+    seed=0,
+):
     """A second-order DARTS search on the smooth supernet. The alphas are
     larger than DARTS' 1e-3 init so the ops differ, and xi is large so the
     Hessian term is a sizeable part of the gradient. ``param_groups(net)``
@@ -70,7 +84,9 @@ def smooth_setup(lr=0.5, momentum=0.9, weight_decay=3e-3, hessian="finite_differ
             alpha.normal_(0.0, 1.0)
     groups = param_groups(net) if param_groups else [{"params": list(net.parameters())}]
     w_opt = torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    a_opt = torch.optim.Adam(mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    a_opt = torch.optim.Adam(
+        mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
     darts = Darts(net, mutator, w_opt, a_opt, unrolled=True, hessian=hessian, grad_clip=grad_clip)
     train, val = smooth_batches(seed + 1)
     if with_buffer:
@@ -80,6 +96,7 @@ def smooth_setup(lr=0.5, momentum=0.9, weight_decay=3e-3, hessian="finite_differ
 
 # -- the reference: autograd through the virtual step --------------------------
 
+
 def virtual_step_settings(optimizer, net):
     """Per weight of ``net``, in ``net.parameters()`` order: (xi, momentum,
     weight decay, a copy of the momentum buffer or None), from the weight's group."""
@@ -87,8 +104,12 @@ def virtual_step_settings(optimizer, net):
     for group in optimizer.param_groups:
         for w in group["params"]:
             buf = optimizer.state.get(w, {}).get("momentum_buffer")
-            by_weight[w] = (group["lr"], group.get("momentum", 0.0), group.get("weight_decay", 0.0),
-                            None if buf is None else buf.clone())
+            by_weight[w] = (
+                group["lr"],
+                group.get("momentum", 0.0),
+                group.get("weight_decay", 0.0),
+                None if buf is None else buf.clone(),
+            )
     return [by_weight[w] for w in net.parameters()]
 
 
@@ -123,8 +144,10 @@ def reference_gradient(net, mutator, settings, train, val, through_alpha=True):
 def exact_mixed_hvp(net, mutator, settings, train, val):
     """xi * grad^2_{alpha, w} L_train(w) . v with v = grad_w' L_val(w'), by double backward."""
     alphas, weights = list(mutator.arch_parameters()), list(net.parameters())
-    w_virtual = {name: w.detach().requires_grad_()
-                 for name, w in virtual_weights(net, settings, train, through_alpha=False).items()}
+    w_virtual = {
+        name: w.detach().requires_grad_()
+        for name, w in virtual_weights(net, settings, train, through_alpha=False).items()
+    }
     val_loss = F.cross_entropy(functional_call(net, w_virtual, (val[0],)), val[1])
     v = grads(val_loss, list(w_virtual.values()))
     g = grads(F.cross_entropy(net(train[0]), train[1]), weights, create_graph=True)
@@ -149,15 +172,21 @@ def reference_and_darts(hessian="finite_difference", **kwargs):
     settings = virtual_step_settings(darts.weight_optimizer, net)
     ref_net, ref_mutator = copy.deepcopy((net, mutator))  # copied together: the bindings follow
     exact = reference_gradient(ref_net, ref_mutator, settings, train, val)
-    return exact, architecture_gradient(darts, train, val), (ref_net, ref_mutator, settings, train, val)
+    return (
+        exact,
+        architecture_gradient(darts, train, val),
+        (ref_net, ref_mutator, settings, train, val),
+    )
 
 
 def groups_with_their_own_settings(net):
     """Two weight groups, listed in the reverse of the network's order, each with its own lr, momentum, wd."""
     late = [p for m in (net.head, net.op_b2, net.op_b1) for p in m.parameters()]
     early = [p for m in (net.op_a, net.stem) for p in m.parameters()]
-    return [{"params": late, "lr": 0.2, "momentum": 0.5, "weight_decay": 0.0},
-            {"params": early, "lr": 0.6, "momentum": 0.9, "weight_decay": 1e-2}]
+    return [
+        {"params": late, "lr": 0.2, "momentum": 0.5, "weight_decay": 0.0},
+        {"params": early, "lr": 0.6, "momentum": 0.9, "weight_decay": 1e-2},
+    ]
 
 
 OPTIMIZERS = {
@@ -172,6 +201,7 @@ OPTIMIZERS = {
 
 # -- finite difference ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 def test_finite_difference_gradient_is_within_1_percent_of_the_exact_hypergradient(optimizer):
     exact, got, _ = reference_and_darts(**optimizer)
@@ -180,7 +210,9 @@ def test_finite_difference_gradient_is_within_1_percent_of_the_exact_hypergradie
 
 def test_finite_difference_hessian_term_is_within_5_percent_of_the_exact_mixed_hvp():
     exact, got, (ref_net, ref_mutator, settings, train, val) = reference_and_darts()
-    first_order = reference_gradient(ref_net, ref_mutator, settings, train, val, through_alpha=False)
+    first_order = reference_gradient(
+        ref_net, ref_mutator, settings, train, val, through_alpha=False
+    )
     darts_term = [f - g for f, g in zip(first_order, got)]  # got = first order - xi * H v
     exact_term = exact_mixed_hvp(ref_net, ref_mutator, settings, train, val)
     assert relative_error(darts_term, exact_term) < 0.05
@@ -189,11 +221,14 @@ def test_finite_difference_hessian_term_is_within_5_percent_of_the_exact_mixed_h
 def test_first_order_gradient_at_virtual_weights_misses_the_1_percent_bound():
     """Without the Hessian term the comparison fails, so the 1% test can tell."""
     exact, _, (ref_net, ref_mutator, settings, train, val) = reference_and_darts()
-    first_order = reference_gradient(ref_net, ref_mutator, settings, train, val, through_alpha=False)
+    first_order = reference_gradient(
+        ref_net, ref_mutator, settings, train, val, through_alpha=False
+    )
     assert relative_error(first_order, exact) > 0.01
 
 
 # -- exact Hessian ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 def test_exact_hessian_matches_the_exact_hypergradient_on_the_smooth_supernet(optimizer):
@@ -210,11 +245,15 @@ def test_exact_hessian_matches_the_exact_hypergradient_on_darts_ops():
         for alpha in mutator.arch_parameters():
             alpha.normal_(0.0, 1.0)
     w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    a_opt = torch.optim.Adam(
+        mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
     darts = Darts(net, mutator, w_opt, a_opt, unrolled=True, hessian="exact")
     gen = torch.Generator().manual_seed(1)
-    train, val, warmup = [(torch.randn(2, 1, 8, 8, generator=gen), torch.randint(0, 10, (2,), generator=gen))
-                          for _ in range(3)]
+    train, val, warmup = [
+        (torch.randn(2, 1, 8, 8, generator=gen), torch.randint(0, 10, (2,), generator=gen))
+        for _ in range(3)
+    ]
     darts.weight_step(warmup)  # a momentum buffer is present
     settings = virtual_step_settings(w_opt, net)
     # BatchNorm in train mode normalises by batch statistics; the copies start from the same state.
@@ -223,7 +262,9 @@ def test_exact_hessian_matches_the_exact_hypergradient_on_darts_ops():
     got = architecture_gradient(darts, train, val)
     assert relative_error(got, exact) < 1e-8
     # and the Hessian term matters here, so dropping it would have failed
-    first_order = reference_gradient(ref_net, ref_mutator, settings, train, val, through_alpha=False)
+    first_order = reference_gradient(
+        ref_net, ref_mutator, settings, train, val, through_alpha=False
+    )
     assert relative_error(first_order, exact) > 1e-6
 
 
@@ -240,9 +281,13 @@ def test_architecture_step_leaves_weights_and_momentum_buffers_bit_identical(hes
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     darts.architecture_step(train, val)
     assert all(torch.equal(w, w0) for w, w0 in zip(net.parameters(), weights, strict=True))
-    assert all(torch.equal(darts.weight_optimizer.state[w]["momentum_buffer"], b0)
-               for w, b0 in zip(net.parameters(), buffers, strict=True))
-    assert not all(torch.equal(a, a0) for a, a0 in zip(mutator.arch_parameters(), alphas))  # the step ran
+    assert all(
+        torch.equal(darts.weight_optimizer.state[w]["momentum_buffer"], b0)
+        for w, b0 in zip(net.parameters(), buffers, strict=True)
+    )
+    assert not all(
+        torch.equal(a, a0) for a, a0 in zip(mutator.arch_parameters(), alphas)
+    )  # the step ran
 
 
 @pytest.mark.parametrize("hessian", HESSIANS)
@@ -253,15 +298,25 @@ def test_architecture_step_updates_batchnorm_statistics_once_with_the_training_b
     net = DartsSearchNetwork(C=4, layers=3, in_channels=1)
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
-    darts = Darts(net, mutator, torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
-                  torch.optim.Adam(mutator.arch_parameters(), lr=3e-4), unrolled=True, hessian=hessian)
+    darts = Darts(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
+        torch.optim.Adam(mutator.arch_parameters(), lr=3e-4),
+        unrolled=True,
+        hessian=hessian,
+    )
     gen = torch.Generator().manual_seed(1)
-    train, val = [(torch.randn(2, 1, 8, 8, generator=gen), torch.randint(0, 10, (2,), generator=gen))
-                  for _ in range(2)]
+    train, val = [
+        (torch.randn(2, 1, 8, 8, generator=gen), torch.randint(0, 10, (2,), generator=gen))
+        for _ in range(2)
+    ]
     expected = copy.deepcopy(net).train()
     expected(train[0])
     darts.architecture_step(train, val)
-    bns = [(m, e) for m, e in zip(net.modules(), expected.modules()) if isinstance(m, nn.BatchNorm2d)]
+    bns = [
+        (m, e) for m, e in zip(net.modules(), expected.modules()) if isinstance(m, nn.BatchNorm2d)
+    ]
     assert bns
     for bn, bn_expected in bns:
         assert torch.equal(bn.running_mean, bn_expected.running_mean)
@@ -281,16 +336,25 @@ def test_zero_learning_rate_gives_the_first_order_gradient_without_nan(hessian):
 
 # -- bad input --------------------------------------------------------------------
 
+
 def make_darts(weight_optimizer_kwargs, **darts_kwargs):
     net = SmoothSupernet()
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
-    return Darts(net, mutator, torch.optim.SGD(net.parameters(), **weight_optimizer_kwargs),
-                 torch.optim.Adam(mutator.arch_parameters()), **darts_kwargs)
+    return Darts(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), **weight_optimizer_kwargs),
+        torch.optim.Adam(mutator.arch_parameters()),
+        **darts_kwargs,
+    )
 
 
-@pytest.mark.parametrize("option", [dict(nesterov=True), dict(dampening=0.1), dict(maximize=True)],
-                         ids=["nesterov", "dampening", "maximize"])
+@pytest.mark.parametrize(
+    "option",
+    [dict(nesterov=True), dict(dampening=0.1), dict(maximize=True)],
+    ids=["nesterov", "dampening", "maximize"],
+)
 def test_unrolled_refuses_sgd_options_the_virtual_step_does_not_model(option):
     kwargs = dict(lr=0.1, momentum=0.9, **option)
     with pytest.raises(ValueError, match=next(iter(option))):

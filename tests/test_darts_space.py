@@ -1,4 +1,5 @@
 """Tests for the DARTS search space: op table, search network, weight sharing, derivation."""
+
 import pytest
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ def num_params(module: nn.Module) -> int:
 
 # -- the full-size supernet ---------------------------------------------------
 
+
 def test_search_network_has_the_published_number_of_weights():
     # DARTS search log for CIFAR-10 (C=16, 8 layers), quark0/darts train_search
     # output: "param size = 1.930618MB", i.e. 1,930,618 weights, alphas excluded.
@@ -47,7 +49,9 @@ def test_mutator_has_one_8_way_alpha_per_edge_and_cell_type():
     net = DartsSearchNetwork(C=16, layers=8, num_classes=10, in_channels=3)
     mutator = prepared(net)
     alphas = list(mutator.arch_parameters())
-    assert len(alphas) == 2 * NUM_EDGES  # normal and reduce, like alphas_normal / alphas_reduce (14, 8)
+    assert (
+        len(alphas) == 2 * NUM_EDGES
+    )  # normal and reduce, like alphas_normal / alphas_reduce (14, 8)
     assert all(a.shape == (len(PRIMITIVES),) for a in alphas)
     assert sum(a.numel() for a in alphas) == 224  # 2 cell types x 14 edges x 8 ops
 
@@ -56,7 +60,11 @@ def test_node_edges_are_decisions_without_alpha():
     torch.manual_seed(0)
     net = DartsSearchNetwork(C=16, layers=8, num_classes=10, in_channels=3)
     mutator = prepared(net)
-    edges = {sid for sid, members in mutator.search_spaces.items() if isinstance(members[0], DifferentiableEdge)}
+    edges = {
+        sid
+        for sid, members in mutator.search_spaces.items()
+        if isinstance(members[0], DifferentiableEdge)
+    }
     assert edges == {f"{t}_node{i}" for t in ("normal", "reduce") for i in range(4)}
     assert not edges & set(mutator.arch_params.keys())
     assert all(m.arch_param is None for sid in edges for m in mutator.search_spaces[sid])
@@ -71,6 +79,7 @@ def test_no_alpha_is_a_supernet_parameter():
 
 
 # -- the op table -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", PRIMITIVES)
 @pytest.mark.parametrize("search", [False, True])
@@ -123,15 +132,22 @@ def test_sep_conv_is_two_relu_depthwise_pointwise_bn_blocks_strided_once(name, k
 
 
 # Hand-computed at C=16, affine=True: depthwise k*k*C, pointwise C*C, BN 2C.
-@pytest.mark.parametrize("name,stride,expected", [
-    ("sep_conv_3x3", 1, 2 * (C * 9 + C * C + 2 * C)),     # 864
-    ("sep_conv_5x5", 1, 2 * (C * 25 + C * C + 2 * C)),    # 1376
-    ("dil_conv_3x3", 1, C * 9 + C * C + 2 * C),           # 432
-    ("dil_conv_5x5", 1, C * 25 + C * C + 2 * C),          # 688
-    ("skip_connect", 2, 2 * (C * C // 2) + 2 * C),         # factorized reduce: two 1x1 C->C/2 convs + BN(C)
-    ("skip_connect", 1, 0),
-    ("none", 2, 0),
-])
+@pytest.mark.parametrize(
+    "name,stride,expected",
+    [
+        ("sep_conv_3x3", 1, 2 * (C * 9 + C * C + 2 * C)),  # 864
+        ("sep_conv_5x5", 1, 2 * (C * 25 + C * C + 2 * C)),  # 1376
+        ("dil_conv_3x3", 1, C * 9 + C * C + 2 * C),  # 432
+        ("dil_conv_5x5", 1, C * 25 + C * C + 2 * C),  # 688
+        (
+            "skip_connect",
+            2,
+            2 * (C * C // 2) + 2 * C,
+        ),  # factorized reduce: two 1x1 C->C/2 convs + BN(C)
+        ("skip_connect", 1, 0),
+        ("none", 2, 0),
+    ],
+)
 def test_op_parameter_count(name, stride, expected):
     assert num_params(build_op(name, C, stride, affine=True)) == expected
 
@@ -142,6 +158,7 @@ def test_none_outputs_zeros():
 
 
 # -- the network on 1x8x8 digits ---------------------------------------------
+
 
 def small_digits_net() -> DartsSearchNetwork:
     torch.manual_seed(0)
@@ -164,7 +181,10 @@ def test_spatial_size_after_each_cell_on_digits():
     net = small_digits_net()
     prepared(net)
     sizes = []
-    hooks = [cell.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[2:]))) for cell in net.cells]
+    hooks = [
+        cell.register_forward_hook(lambda m, i, out: sizes.append(tuple(out.shape[2:])))
+        for cell in net.cells
+    ]
     try:
         net(torch.randn(2, 1, 8, 8))
     finally:
@@ -174,6 +194,7 @@ def test_spatial_size_after_each_cell_on_digits():
 
 
 # -- sharing of decisions between cells --------------------------------------
+
 
 def test_cells_of_a_type_share_their_alphas():
     net = small_digits_net()  # 3 normal cells, 2 reduction cells
@@ -198,6 +219,7 @@ def test_normal_and_reduce_alphas_are_distinct_objects():
 
 
 # -- derivation by the DARTS rule ---------------------------------------------
+
 
 def hand_set_alphas(mutator: DartsMutator) -> None:
     """Deterministic alphas with designed features:
@@ -238,7 +260,9 @@ def darts_rule(mutator: DartsMutator, cell_type: str) -> list[list[tuple[str, in
     for i in range(4):
         best = []  # (strength, input, op name)
         for j in range(2 + i):
-            probs = torch.softmax(mutator.arch_params[f"{cell_type}_node{i}_input{j}"].detach().double(), 0)
+            probs = torch.softmax(
+                mutator.arch_params[f"{cell_type}_node{i}_input{j}"].detach().double(), 0
+            )
             k_best = None
             for k in range(len(PRIMITIVES)):
                 if k != none and (k_best is None or probs[k] > probs[k_best]):
@@ -267,8 +291,12 @@ def derived_small():
 
 def test_derived_genotype_follows_the_darts_rule():
     net, mutator = derived_small()
-    expected = Genotype(normal=darts_rule(mutator, "normal"), normal_concat=[2, 3, 4, 5],
-                        reduce=darts_rule(mutator, "reduce"), reduce_concat=[2, 3, 4, 5])
+    expected = Genotype(
+        normal=darts_rule(mutator, "normal"),
+        normal_concat=[2, 3, 4, 5],
+        reduce=darts_rule(mutator, "reduce"),
+        reduce_concat=[2, 3, 4, 5],
+    )
     assert net.to_genotype(mutator.search_subnet()) == expected
 
 

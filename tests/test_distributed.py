@@ -15,13 +15,20 @@ import yaml
 from gradnas.engine.files import load_checkpoint
 from gradnas.parallel import SINGLE_PROCESS
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="this torch build has no gloo backend")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason="this torch build has no gloo backend",
+)
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ALGORITHMS = ["darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos"]
-TINY = {"epochs": 2, "threads": 1, "plots": False, "data": {"batch_size": 4},
-        "network": {"C": 4, "layers": 3, "steps": 2, "multiplier": 2}}
+TINY = {
+    "epochs": 2,
+    "threads": 1,
+    "plots": False,
+    "data": {"batch_size": 4},
+    "network": {"C": 4, "layers": 3, "steps": 2, "multiplier": 2},
+}
 
 
 def write_config(path: Path, **overrides) -> Path:
@@ -31,7 +38,14 @@ def write_config(path: Path, **overrides) -> Path:
 
 
 def torchrun(*args: str, nproc: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        *args,
+    ]
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -75,10 +89,16 @@ def float64_runs(tmp_path_factory):
     ranks, single = root / "ranks", root / "single"
     ranks.mkdir(), single.mkdir()
     algorithms = ["darts", "darts2", "gdas"]
-    run(torchrun(str(WORKER), str(write_config(root / "b4.yaml")), str(ranks), *algorithms, "--float64"))
+    run(
+        torchrun(
+            str(WORKER), str(write_config(root / "b4.yaml")), str(ranks), *algorithms, "--float64"
+        )
+    )
     config8 = write_config(root / "b8.yaml", data={"batch_size": 8})
-    run([sys.executable, str(WORKER), str(config8), str(single), *algorithms, "--float64"],
-        env={k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")})
+    run(
+        [sys.executable, str(WORKER), str(config8), str(single), *algorithms, "--float64"],
+        env={k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")},
+    )
     return ranks, single
 
 
@@ -100,7 +120,9 @@ def processes_of(run_dir: Path) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
                 state = (entry / "stat").read_text().split(") ")[-1][:1]
             except OSError:
                 continue
@@ -119,8 +141,12 @@ def progress_of(run_dir: Path, name: str = "checkpoint.pt"):
 
 def final_state(run_dir: Path) -> dict:
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    return {"supernet": state["supernet"], "mutator": state["mutator"],
-            "momentum": state["weight_optimizer"]["state"], "adam": state["arch_optimizer"]["state"]}
+    return {
+        "supernet": state["supernet"],
+        "mutator": state["mutator"],
+        "momentum": state["weight_optimizer"]["state"],
+        "adam": state["arch_optimizer"]["state"],
+    }
 
 
 def assert_bit_identical(a, b):
@@ -136,11 +162,23 @@ def assert_bit_identical(a, b):
 
 # DrNAS' progressive schedule prunes and widens the supernet after epoch 2 of 4: killed after
 # that, the resume rebuilds the new shape and wraps it in DDP again.
-PROGRESSIVE = {"algorithm": "drnas", "epochs": 4,
-               "drnas": {"progressive": True, "partial_channels": [4, 2], "num_ops": [7, 4], "warmup_fraction": 0.5}}
+PROGRESSIVE = {
+    "algorithm": "drnas",
+    "epochs": 4,
+    "drnas": {
+        "progressive": True,
+        "partial_channels": [4, 2],
+        "num_ops": [7, 4],
+        "warmup_fraction": 0.5,
+    },
+}
 
 
-RESUME_CASES = {"darts": {"algorithm": "darts"}, "gdas": {"algorithm": "gdas"}, "drnas-progressive": PROGRESSIVE}
+RESUME_CASES = {
+    "darts": {"algorithm": "darts"},
+    "gdas": {"algorithm": "gdas"},
+    "drnas-progressive": PROGRESSIVE,
+}
 
 
 @pytest.fixture(scope="module")
@@ -152,35 +190,63 @@ def uninterrupted(tmp_path_factory):
         if case not in runs:
             root = tmp_path_factory.mktemp(case)
             # 719 training samples, 2 ranks x batch 64: 6 steps an epoch, a checkpoint after each.
-            config = write_config(root / "tiny.yaml", **RESUME_CASES[case], checkpoint_every=1,
-                                  data={"batch_size": 64})
-            run(torchrun("-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out",
-                         str(root / "full")))
+            config = write_config(
+                root / "tiny.yaml",
+                **RESUME_CASES[case],
+                checkpoint_every=1,
+                data={"batch_size": 64},
+            )
+            run(
+                torchrun(
+                    "-m",
+                    "gradnas",
+                    "search",
+                    "--config",
+                    str(config),
+                    "--no-progress",
+                    "--out",
+                    str(root / "full"),
+                )
+            )
             runs[case] = config
         return runs[case], runs[case].parent / "full"
+
     return get
 
 
-@pytest.mark.parametrize("case, kill_after, signum", [
-    ("darts", (0, 3), signal.SIGKILL), ("gdas", (0, 3), signal.SIGKILL), ("drnas-progressive", (2, 2), signal.SIGKILL),
-    ("darts", (0, 2), signal.SIGTERM)])
-def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, case, kill_after,
-                                                                          signum):
+@pytest.mark.parametrize(
+    "case, kill_after, signum",
+    [
+        ("darts", (0, 3), signal.SIGKILL),
+        ("gdas", (0, 3), signal.SIGKILL),
+        ("drnas-progressive", (2, 2), signal.SIGKILL),
+        ("darts", (0, 2), signal.SIGTERM),
+    ],
+)
+def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(
+    tmp_path, uninterrupted, case, kill_after, signum
+):
     """SIGKILL to torchrun and both ranks at once; or SIGTERM to torchrun alone,
     which passes it on: the ranks agree on one step, checkpoint it and stop."""
     config, full = uninterrupted(case)
     epochs = RESUME_CASES[case].get("epochs", TINY["epochs"])
     killed = tmp_path / "killed"
     search = ["-m", "gradnas", "search", "--config", str(config), "--no-progress", "--out"]
-    proc = subprocess.Popen(torchrun(*search, str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        torchrun(*search, str(killed)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         seen = progress_of(killed)
         if seen is not None and seen >= kill_after:
             break
         time.sleep(0.02)
-    assert proc.poll() is None, "the search finished before it could be killed; the test proves nothing"
+    assert proc.poll() is None, (
+        "the search finished before it could be killed; the test proves nothing"
+    )
     if signum == signal.SIGKILL:
         # torchrun starts each rank in a session of its own: kill every process of this run.
         for pid in processes_of(killed):
@@ -191,7 +257,9 @@ def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(tmp_pa
     deadline = time.monotonic() + 60
     while processes_of(killed) and time.monotonic() < deadline:  # the ranks end with their launcher
         time.sleep(0.1)
-    assert not processes_of(killed), "a rank outlived its launcher and could still write the run folder"
+    assert not processes_of(killed), (
+        "a rank outlived its launcher and could still write the run folder"
+    )
     # Killed between its two renames, a run has only checkpoint.prev.pt, which --resume then loads.
     killed_at = progress_of(killed) or progress_of(killed, "checkpoint.prev.pt")
     assert killed_at is not None and kill_after <= killed_at < (epochs, 0)
@@ -205,10 +273,22 @@ def test_a_stopped_two_process_search_resumes_to_the_uninterrupted_result(tmp_pa
 
 def test_train_runs_data_parallel_with_per_rank_random_state(tmp_path):
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({"epochs": 1, "threads": 1, "data": {"batch_size": 64},
-                                      "network": {"C": 4, "layers": 3, "drop_path_prob": 0.1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "epochs": 1,
+                "threads": 1,
+                "data": {"batch_size": 64},
+                "network": {"C": 4, "layers": 3, "drop_path_prob": 0.1},
+            }
+        )
+    )
     out = tmp_path / "run"
-    proc = run(torchrun("-m", "gradnas", "train", "--config", str(config), "--no-progress", "--out", str(out)))
+    proc = run(
+        torchrun(
+            "-m", "gradnas", "train", "--config", str(config), "--no-progress", "--out", str(out)
+        )
+    )
     assert proc.stdout.count("test accuracy") == 1  # only rank 0 prints
     assert (out / "result.json").is_file() and (out / "model.pt").is_file()
     state = load_checkpoint(out / "checkpoint.pt")
@@ -219,8 +299,13 @@ def test_train_runs_data_parallel_with_per_rank_random_state(tmp_path):
 
 def test_torchrun_needs_a_named_run_folder(tmp_path):
     config = write_config(tmp_path / "tiny.yaml")
-    proc = subprocess.run(torchrun("-m", "gradnas", "search", "--config", str(config)), capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        torchrun("-m", "gradnas", "search", "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "name the run folder with --out" in proc.stderr
     assert not (tmp_path / "runs").exists()
@@ -231,7 +316,12 @@ def test_cuda_asked_for_without_a_gpu_is_one_clear_error(tmp_path, capsys, monke
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     config = write_config(tmp_path / "tiny.yaml")
-    assert main(["search", "--config", str(config), "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            ["search", "--config", str(config), "--device", "cuda", "--out", str(tmp_path / "run")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "config key 'device'" in err and "no CUDA device" in err
     assert not (tmp_path / "run").exists()
@@ -267,4 +357,6 @@ def test_ranks_that_read_different_checkpoints_stop_with_an_error(tmp_path):
 
     with pytest.raises(RunDirError, match=r"different checkpoints .*\[\(1, 3\), \(1, 4\)\]"):
         check_same_position(TwoRanks(), Progress(epoch=1, step=3), tmp_path)
-    check_same_position(SINGLE_PROCESS, Progress(epoch=1, step=3), tmp_path)  # one process: nothing to compare
+    check_same_position(
+        SINGLE_PROCESS, Progress(epoch=1, step=3), tmp_path
+    )  # one process: nothing to compare

@@ -1,5 +1,6 @@
 """Tests for DrNAS: the Dirichlet mixed op, the KL regulariser against its
 closed form, and the bilevel step."""
+
 import copy
 import math
 
@@ -32,10 +33,17 @@ def closed_form_kl_and_grad(alpha: list[float]) -> tuple[float, list[float]]:
 
     def psi(x, order=0):
         return torch.special.polygamma(order, torch.tensor(x, dtype=torch.float64)).item()
-    kl = (math.lgamma(a0) - sum(math.lgamma(x) for x in a) - math.lgamma(k)
-          + sum((x - 1) * (psi(x) - psi(a0)) for x in a))
-    grad = [((x - 1) * psi(x, 1) - (a0 - k) * psi(a0, 1)) * (1.0 if al > 0 else math.exp(al))
-            for x, al in zip(a, alpha)]
+
+    kl = (
+        math.lgamma(a0)
+        - sum(math.lgamma(x) for x in a)
+        - math.lgamma(k)
+        + sum((x - 1) * (psi(x) - psi(a0)) for x in a)
+    )
+    grad = [
+        ((x - 1) * psi(x, 1) - (a0 - k) * psi(a0, 1)) * (1.0 if al > 0 else math.exp(al))
+        for x, al in zip(a, alpha)
+    ]
     return kl, grad
 
 
@@ -57,6 +65,7 @@ def test_kl_vanishes_at_the_uniform_prior(float64):
 
 
 # -- the Dirichlet op ------------------------------------------------------------------
+
 
 def dirichlet_op():
     return DirichletOP({name: nn.Linear(4, 3) for name in NAMES}, "op")
@@ -100,10 +109,13 @@ def test_mean_orders_the_ops_as_softmax_does():
     # ranking picks the op of largest Dirichlet mean.
     gen = torch.Generator().manual_seed(0)
     alpha = torch.randn(50, 8, generator=gen) * 3
-    assert torch.equal(DirichletOP.mean_probs(alpha).argsort(dim=-1), torch.softmax(alpha, -1).argsort(dim=-1))
+    assert torch.equal(
+        DirichletOP.mean_probs(alpha).argsort(dim=-1), torch.softmax(alpha, -1).argsort(dim=-1)
+    )
 
 
 # -- the step ---------------------------------------------------------------------------
+
 
 class ToySupernet(nn.Module):
     def __init__(self) -> None:
@@ -121,8 +133,14 @@ def toy(regularizer: str, kl_weight: float = 0.1):
     mutator.prepare_from_supernet(net)
     with torch.no_grad():
         mutator.arch_params["op"].copy_(torch.tensor([0.5, -0.3, 1.2]))
-    algo = DrNas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                 torch.optim.SGD(mutator.arch_parameters(), lr=1.0), regularizer=regularizer, kl_weight=kl_weight)
+    algo = DrNas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1.0),
+        regularizer=regularizer,
+        kl_weight=kl_weight,
+    )
     return net, mutator, algo
 
 
@@ -149,25 +167,36 @@ def test_kl_regulariser_adds_its_closed_form_gradient_to_the_alpha_step(float64)
 def test_l2_regulariser_adds_nothing_to_the_first_order_darts_step(float64):
     net, mutator, algo = toy("l2")
     net2, mutator2 = copy.deepcopy((net, mutator))
-    darts = Darts(net2, mutator2, torch.optim.SGD(net2.parameters(), lr=0.1),
-                  torch.optim.SGD(mutator2.arch_parameters(), lr=1.0))
+    darts = Darts(
+        net2,
+        mutator2,
+        torch.optim.SGD(net2.parameters(), lr=0.1),
+        torch.optim.SGD(mutator2.arch_parameters(), lr=1.0),
+    )
     torch.manual_seed(3)
     algo.step(*batches())
     torch.manual_seed(3)
     darts.step(*batches())
     assert torch.allclose(mutator.arch_params["op"], mutator2.arch_params["op"], atol=1e-12)
-    assert all(torch.allclose(p, q, atol=1e-12) for p, q in zip(net.parameters(), net2.parameters()))
+    assert all(
+        torch.allclose(p, q, atol=1e-12) for p, q in zip(net.parameters(), net2.parameters())
+    )
 
 
 def test_one_step_runs_on_a_darts_space_supernet():
     torch.manual_seed(0)
-    net = DartsSearchNetwork(C=4, layers=3, steps=2, multiplier=2, in_channels=1, num_classes=3,
-                             op_mutable=DirichletOP)
+    net = DartsSearchNetwork(
+        C=4, layers=3, steps=2, multiplier=2, in_channels=1, num_classes=3, op_mutable=DirichletOP
+    )
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
     # DrNAS release: SGD lr 0.1 momentum 0.9 wd 3e-4; Adam lr 6e-4 betas (0.5, 0.999) wd 1e-3 ('l2').
-    algo = DrNas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4),
-                 torch.optim.Adam(mutator.arch_parameters(), lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3))
+    algo = DrNas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4),
+        torch.optim.Adam(mutator.arch_parameters(), lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3),
+    )
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     weights = [w.detach().clone() for w in net.parameters()]
     gen = torch.Generator().manual_seed(0)
@@ -180,6 +209,7 @@ def test_one_step_runs_on_a_darts_space_supernet():
 
 
 # -- bad input ------------------------------------------------------------------------------
+
 
 def test_unknown_regularizer_is_rejected():
     with pytest.raises(ValueError, match=r"regularizer must be one of \['l2', 'kl'\], got 'l1'"):
@@ -197,7 +227,12 @@ def test_a_supernet_without_dirichlet_ops_is_rejected():
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
     with pytest.raises(ValueError, match="no DirichletOP decision"):
-        DrNas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1), torch.optim.SGD(mutator.arch_parameters(), lr=1))
+        DrNas(
+            net,
+            mutator,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            torch.optim.SGD(mutator.arch_parameters(), lr=1),
+        )
 
 
 def test_state_dict_is_empty_and_rejects_keys():

@@ -1,5 +1,6 @@
 """DrNAS' progressive schedule: warm-up per stage, pruning to the top ops,
 widening the partial channels, the optimizers carried across, exact resume."""
+
 import copy
 import json
 import os
@@ -21,8 +22,10 @@ from gradnas.spaces.darts.widen import widen_op
 
 OPS_WITHOUT_NONE = tuple(p for p in PRIMITIVES if p != "none")
 # Two stages of 2 epochs, the first one a warm-up; K 4 -> 2 on C = 4, 7 -> 4 ops.
-STAGES = (ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=4, num_ops=7),
-          ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=2, num_ops=4))
+STAGES = (
+    ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=4, num_ops=7),
+    ProgressiveStage(epochs=2, warmup_epochs=1, partial_channels=2, num_ops=4),
+)
 
 
 def build(seed=0, stages=STAGES):
@@ -30,16 +33,26 @@ def build(seed=0, stages=STAGES):
     momentum 0.9 wd 3e-4; Adam 6e-4 betas (0.5, 0.999) wd 1e-3), alphas spread
     out so that the ranking of the ops is clear."""
     torch.manual_seed(seed)
-    net = DartsSearchNetwork(C=4, layers=3, steps=2, multiplier=2, in_channels=1, num_classes=3,
-                             op_mutable=DirichletOP, primitives=OPS_WITHOUT_NONE,
-                             partial_channels=stages[0].partial_channels)
+    net = DartsSearchNetwork(
+        C=4,
+        layers=3,
+        steps=2,
+        multiplier=2,
+        in_channels=1,
+        num_classes=3,
+        op_mutable=DirichletOP,
+        primitives=OPS_WITHOUT_NONE,
+        partial_channels=stages[0].partial_channels,
+    )
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
     with torch.no_grad():
         for alpha in mutator.arch_parameters():
             alpha.normal_()
     weight_opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4)
-    arch_opt = torch.optim.Adam(mutator.arch_parameters(), lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    arch_opt = torch.optim.Adam(
+        mutator.arch_parameters(), lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3
+    )
     return net, mutator, DrNas(net, mutator, weight_opt, arch_opt, stages=stages)
 
 
@@ -60,12 +73,16 @@ def alphas_of(mutator):
 
 # -- pruning -------------------------------------------------------------------------
 
+
 def test_pruning_keeps_exactly_the_top_k_ops_of_every_edge_by_the_distribution():
     _, mutator, algo = build()
     run_epochs(algo, range(2))
     before = alphas_of(mutator)
-    names_before = {sid: members[0].full_choice_names for sid, members in mutator.search_spaces.items()
-                    if sid in before}
+    names_before = {
+        sid: members[0].full_choice_names
+        for sid, members in mutator.search_spaces.items()
+        if sid in before
+    }
     algo.on_epoch_start(2, 4)
     assert len(before) == 2 * 5  # 5 edges (2 + 3 inputs) per cell type, each one op decision
     for sid, alpha in before.items():
@@ -73,8 +90,12 @@ def test_pruning_keeps_exactly_the_top_k_ops_of_every_edge_by_the_distribution()
         expected = {names_before[sid][i] for i in top}
         for mutable in mutator.search_spaces[sid]:
             assert set(mutable.full_choice_names) == expected == set(mutable.choices)
-        kept_alpha = dict(zip(mutator.search_spaces[sid][0].full_choice_names, mutator.arch_params[sid].tolist()))
-        assert kept_alpha == {names_before[sid][i]: alpha[i].item() for i in top}  # alphas kept as they were
+        kept_alpha = dict(
+            zip(mutator.search_spaces[sid][0].full_choice_names, mutator.arch_params[sid].tolist())
+        )
+        assert kept_alpha == {
+            names_before[sid][i]: alpha[i].item() for i in top
+        }  # alphas kept as they were
 
 
 def test_pruned_ops_leave_the_supernet_and_both_optimizers():
@@ -82,29 +103,42 @@ def test_pruned_ops_leave_the_supernet_and_both_optimizers():
     run_epochs(algo, range(2))
     algo.on_epoch_start(2, 4)
     params = list(net.parameters())
-    assert [id(p) for p in algo.weight_optimizer.param_groups[0]["params"]] == [id(p) for p in params]
-    assert [id(p) for p in algo.arch_optimizer.param_groups[0]["params"]] == [id(p) for p in
-                                                                              mutator.arch_parameters()]
-    assert all(len(members[0].choices) == 4 for sid, members in mutator.search_spaces.items()
-               if sid in mutator.arch_params)
+    assert [id(p) for p in algo.weight_optimizer.param_groups[0]["params"]] == [
+        id(p) for p in params
+    ]
+    assert [id(p) for p in algo.arch_optimizer.param_groups[0]["params"]] == [
+        id(p) for p in mutator.arch_parameters()
+    ]
+    assert all(
+        len(members[0].choices) == 4
+        for sid, members in mutator.search_spaces.items()
+        if sid in mutator.arch_params
+    )
 
 
 def test_adam_state_of_the_kept_alphas_is_carried_over():
     _, mutator, algo = build()
     run_epochs(algo, range(2))
     old_opt = algo.arch_optimizer
-    old = {sid: (a, [n for n in mutator.search_spaces[sid][0].full_choice_names])
-           for sid, a in mutator.arch_params.items()}
+    old = {
+        sid: (a, [n for n in mutator.search_spaces[sid][0].full_choice_names])
+        for sid, a in mutator.arch_params.items()
+    }
     algo.on_epoch_start(2, 4)
     for sid, (old_alpha, old_names) in old.items():
         new_alpha = mutator.arch_params[sid]
         index = [old_names.index(n) for n in mutator.search_spaces[sid][0].full_choice_names]
         for key in ("exp_avg", "exp_avg_sq"):
-            assert torch.equal(algo.arch_optimizer.state[new_alpha][key], old_opt.state[old_alpha][key][index])
-        assert torch.equal(algo.arch_optimizer.state[new_alpha]["step"], old_opt.state[old_alpha]["step"])
+            assert torch.equal(
+                algo.arch_optimizer.state[new_alpha][key], old_opt.state[old_alpha][key][index]
+            )
+        assert torch.equal(
+            algo.arch_optimizer.state[new_alpha]["step"], old_opt.state[old_alpha]["step"]
+        )
 
 
 # -- widening ---------------------------------------------------------------------------
+
 
 def old_channel_positions(name, stride, c_old, c_new):
     """Where the old op's output channels sit in the widened op's output: in
@@ -167,8 +201,11 @@ def test_widening_sends_the_stage_share_of_each_edge_through_the_ops():
     # 3 cells: normal with C = 4, then reductions to C = 8 and 16; K = 2 gives the ops C // 2 channels.
     for cell, channels in zip(net.cells, (2, 4, 8), strict=True):
         for module in cell.modules():
-            if isinstance(module, torch.nn.BatchNorm2d) and module not in set(cell.preprocess0.modules()) \
-                    and module not in set(cell.preprocess1.modules()):
+            if (
+                isinstance(module, torch.nn.BatchNorm2d)
+                and module not in set(cell.preprocess0.modules())
+                and module not in set(cell.preprocess1.modules())
+            ):
                 assert module.num_features == channels
     net(batch()[0]).sum().backward()  # the widened network runs
 
@@ -177,8 +214,11 @@ def test_momentum_of_widened_weights_keeps_the_old_buffer_in_place():
     net, _, algo = build()
     run_epochs(algo, range(2))
     old_opt = algo.weight_optimizer
-    old_convs = {name: (m.weight, m.weight.shape) for name, m in net.named_modules()
-                 if isinstance(m, torch.nn.Conv2d) and "nodes" in name}
+    old_convs = {
+        name: (m.weight, m.weight.shape)
+        for name, m in net.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and "nodes" in name
+    }
     algo.on_epoch_start(2, 4)
     modules = dict(net.named_modules())
     checked = 0
@@ -189,13 +229,14 @@ def test_momentum_of_widened_weights_keeps_the_old_buffer_in_place():
         assert new_weight.shape[0] > shape[0]
         old_buf = old_opt.state[old_weight]["momentum_buffer"]
         new_buf = algo.weight_optimizer.state[new_weight]["momentum_buffer"]
-        assert torch.equal(new_buf[:shape[0], :shape[1]], old_buf)
-        assert torch.equal(new_weight.detach()[:shape[0], :shape[1]], old_weight.detach())
+        assert torch.equal(new_buf[: shape[0], : shape[1]], old_buf)
+        assert torch.equal(new_weight.detach()[: shape[0], : shape[1]], old_weight.detach())
         checked += 1
     assert checked > 0
 
 
 # -- warm-up -----------------------------------------------------------------------------
+
 
 def test_warmup_epochs_make_no_architecture_step_and_the_others_do():
     net, mutator, algo = build()
@@ -205,7 +246,9 @@ def test_warmup_epochs_make_no_architecture_step_and_the_others_do():
         before = alphas_of(mutator)
         weights = [p.detach().clone() for p in net.parameters()]
         metrics = algo.step(batch(epoch), batch(100 + epoch))
-        changed.append(any(not torch.equal(before[sid], a) for sid, a in mutator.arch_params.items()))
+        changed.append(
+            any(not torch.equal(before[sid], a) for sid, a in mutator.arch_params.items())
+        )
         assert any(not torch.equal(w, p) for w, p in zip(weights, net.parameters()))
         assert ("val_loss" in metrics) == changed[-1]
     assert changed == [False, True, False, True]
@@ -213,13 +256,16 @@ def test_warmup_epochs_make_no_architecture_step_and_the_others_do():
 
 # -- state ------------------------------------------------------------------------------------
 
+
 def test_state_dict_round_trips_into_a_fresh_search():
     net, mutator, algo = build()
     run_epochs(algo, range(3))
     state = algo.state_dict()
     assert state["stage"] == 1 and state["epoch"] == 2 and len(state["kept"]) == 1
 
-    net2, mutator2, algo2 = build(seed=1)  # other weights and alphas: everything comes from the state
+    net2, mutator2, algo2 = build(
+        seed=1
+    )  # other weights and alphas: everything comes from the state
     algo2.load_state_dict(copy.deepcopy(state))
     assert algo2.state_dict() == state
     # Deep copies, as from a file: Adam's load_state_dict keeps the given step counters.
@@ -260,18 +306,24 @@ def test_state_needs_its_keys():
 
 # -- bad schedules ----------------------------------------------------------------------------
 
+
 def test_stages_must_cover_the_search():
     _, _, algo = build()
-    with pytest.raises(ValueError, match="the progressive stages cover 4 epochs, the search runs 6"):
+    with pytest.raises(
+        ValueError, match="the progressive stages cover 4 epochs, the search runs 6"
+    ):
         algo.on_epoch_start(0, 6)
 
 
-@pytest.mark.parametrize("stages, message", [
-    ((ProgressiveStage(2, 2, 4, 7),), "0 <= warmup_epochs < epochs"),
-    ((ProgressiveStage(2, 1, 2, 7), ProgressiveStage(2, 1, 4, 4)), "may only shrink"),
-    ((ProgressiveStage(2, 1, 4, 4), ProgressiveStage(2, 1, 2, 7)), "may only shrink"),
-    ((ProgressiveStage(2, 1, 1, 7),), "partial_channels >= 2"),
-])
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ((ProgressiveStage(2, 2, 4, 7),), "0 <= warmup_epochs < epochs"),
+        ((ProgressiveStage(2, 1, 2, 7), ProgressiveStage(2, 1, 4, 4)), "may only shrink"),
+        ((ProgressiveStage(2, 1, 4, 4), ProgressiveStage(2, 1, 2, 7)), "may only shrink"),
+        ((ProgressiveStage(2, 1, 1, 7),), "partial_channels >= 2"),
+    ],
+)
 def test_bad_stages_are_refused(stages, message):
     with pytest.raises(ValueError, match=message):
         check_stages(stages)
@@ -279,24 +331,47 @@ def test_bad_stages_are_refused(stages, message):
 
 def test_first_stage_must_match_the_supernet():
     net, mutator, _ = build()
-    with pytest.raises(ValueError, match="the first stage has K=2, the supernet partial_channels=4"):
-        DrNas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-              torch.optim.Adam(mutator.arch_parameters()), stages=(ProgressiveStage(2, 1, 2, 7),))
+    with pytest.raises(
+        ValueError, match="the first stage has K=2, the supernet partial_channels=4"
+    ):
+        DrNas(
+            net,
+            mutator,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            torch.optim.Adam(mutator.arch_parameters()),
+            stages=(ProgressiveStage(2, 1, 2, 7),),
+        )
 
 
 # -- the search from the command line -----------------------------------------------------------
 
 # 719 training samples / batch 256 -> 3 steps per epoch; 2 stages of 2 epochs, 1 warm-up epoch each.
-TINY = {"epochs": 4, "threads": 1, "checkpoint_every": 1, "plots": False, "data": {"batch_size": 256},
-        "network": {"C": 4, "layers": 3, "steps": 2, "multiplier": 2},
-        "drnas": {"progressive": True, "partial_channels": [4, 2]}}
+TINY = {
+    "epochs": 4,
+    "threads": 1,
+    "checkpoint_every": 1,
+    "plots": False,
+    "data": {"batch_size": 256},
+    "network": {"C": 4, "layers": 3, "steps": 2, "multiplier": 2},
+    "drnas": {"progressive": True, "partial_channels": [4, 2]},
+}
 
 
 def search(tmp_path, name="run"):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    return main(["search", "--config", str(config), "--algorithm", "drnas", "--out", str(tmp_path / name),
-                 "--no-progress"])
+    return main(
+        [
+            "search",
+            "--config",
+            str(config),
+            "--algorithm",
+            "drnas",
+            "--out",
+            str(tmp_path / name),
+            "--no-progress",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +390,10 @@ def test_cli_search_derives_a_genotype_among_the_kept_ops(uninterrupted):
         for i, node in enumerate(nodes):
             assert len(node) == 2
             for op, j in node:
-                assert op in kept[op_space_id(cell_type, i, j)] and len(kept[op_space_id(cell_type, i, j)]) == 4
+                assert (
+                    op in kept[op_space_id(cell_type, i, j)]
+                    and len(kept[op_space_id(cell_type, i, j)]) == 4
+                )
 
 
 def test_alphas_history_lists_pruned_ops_with_zero_weight(uninterrupted):
@@ -323,12 +401,18 @@ def test_alphas_history_lists_pruned_ops_with_zero_weight(uninterrupted):
     assert all(names == list(OPS_WITHOUT_NONE) for names in alphas["choices"].values())
     for entry in alphas["history"]:
         for probs in entry["probs"].values():
-            assert len(probs) == 7 and sum(p == 0 for p in probs) == (3 if entry["epoch"] > 2 else 0)
+            assert len(probs) == 7 and sum(p == 0 for p in probs) == (
+                3 if entry["epoch"] > 2 else 0
+            )
             assert sum(probs) == pytest.approx(1, abs=1e-5)
 
 
-@pytest.mark.parametrize("stop_at_step", [5, 6, 8])  # in stage 1; at its end; in stage 2 (steps count from 1)
-def test_resume_is_bit_identical_across_the_stage_boundary(tmp_path, uninterrupted, monkeypatch, stop_at_step):
+@pytest.mark.parametrize(
+    "stop_at_step", [5, 6, 8]
+)  # in stage 1; at its end; in stage 2 (steps count from 1)
+def test_resume_is_bit_identical_across_the_stage_boundary(
+    tmp_path, uninterrupted, monkeypatch, stop_at_step
+):
     real_step, calls = DrNas.step, []
 
     def step_then_sigterm(self, train_batch, val_batch):
@@ -346,7 +430,14 @@ def test_resume_is_bit_identical_across_the_stage_boundary(tmp_path, uninterrupt
     assert main(["search", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
     resumed = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     full = load_checkpoint(uninterrupted / "checkpoint.pt")
-    for key in ("supernet", "mutator", "weight_optimizer", "arch_optimizer", "scheduler", "algorithm"):
+    for key in (
+        "supernet",
+        "mutator",
+        "weight_optimizer",
+        "arch_optimizer",
+        "scheduler",
+        "algorithm",
+    ):
         assert_equal(resumed[key], full[key], key)
     for name in ("genotype.json", "alphas.json"):
         assert (tmp_path / "run" / name).read_text() == (uninterrupted / name).read_text()
@@ -386,9 +477,12 @@ def test_shipped_config_is_the_published_schedule():
 
 # -- pruning a decision by hand ---------------------------------------------------------------------
 
+
 def test_pruning_names_unknown_choices_and_decisions():
     _, mutator, _ = build()
-    with pytest.raises(ValueError, match=r"prune_choices needs distinct names among .*got \['conv_9x9'\]"):
+    with pytest.raises(
+        ValueError, match=r"prune_choices needs distinct names among .*got \['conv_9x9'\]"
+    ):
         mutator.prune_choices("normal_node0_input0", ["conv_9x9"])
     with pytest.raises(ValueError, match="no decision 'normal_node9_input0'"):
         mutator.prune_choices("normal_node9_input0", ["skip_connect"])
@@ -408,5 +502,8 @@ def test_a_pruned_decision_keeps_searching_with_its_shorter_alpha():
     assert index.tolist() == [1, 3]
     assert torch.equal(mutator.arch_params["normal_node0_input0"].detach(), alpha[[1, 3]])
     for op in mutator.search_spaces["normal_node0_input0"]:
-        assert op.arch_param is mutator.arch_params["normal_node0_input0"] and op.choice_mask.tolist() == [True] * 2
+        assert (
+            op.arch_param is mutator.arch_params["normal_node0_input0"]
+            and op.choice_mask.tolist() == [True] * 2
+        )
     net(batch()[0])

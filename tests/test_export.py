@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from gradnas import export
-from gradnas.export import ONNX_OPSET, ExportError, export_onnx, export_pt2, load_pt2, max_abs_difference_onnx
+from gradnas.export import (
+    ONNX_OPSET,
+    ExportError,
+    export_onnx,
+    export_pt2,
+    load_pt2,
+    max_abs_difference_onnx,
+)
 from gradnas.genotype import DARTS_V2
 from gradnas.spaces.darts.network import NetworkCIFAR
 

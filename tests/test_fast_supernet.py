@@ -11,6 +11,7 @@ with its own ReLU and BatchNorm, ``none`` as ``x * 0``, and
 compared leaf by leaf. Timings are the benchmark's business
 (``benchmarks/search_step.py``), never asserted here.
 """
+
 import functools
 import pathlib
 import subprocess
@@ -24,8 +25,16 @@ from torch import nn
 from gradnas.algorithms.darts import Darts
 from gradnas.mutables import DifferentiableOP, GumbelOP
 from gradnas.mutators import DartsMutator
-from gradnas.spaces.darts.ops import (DilConv, PoolBN, Zero, from_subgrids, scaled_batch_norm, shared,
-                                      sharing_input_work, to_subgrids)
+from gradnas.spaces.darts.ops import (
+    DilConv,
+    PoolBN,
+    Zero,
+    from_subgrids,
+    scaled_batch_norm,
+    shared,
+    sharing_input_work,
+    to_subgrids,
+)
 from gradnas.spaces.darts.search_network import DartsSearchNetwork
 
 STEPS = 4  # intermediate nodes per DARTS cell
@@ -36,28 +45,48 @@ TOL = 1e-10  # float64; the fast paths differ from the plain one by rounding onl
 
 # -- the plain computation -----------------------------------------------------
 
+
 class Plain:
     """DARTS' search network evaluated op by op on the parameters of a gradnas
     supernet, with its own copy of every BatchNorm's running statistics."""
 
-    def __init__(self, net: DartsSearchNetwork, mutator: DartsMutator, gdas_noise: dict | None = None,
-                 tau: float = 10.0, training: bool = True) -> None:
+    def __init__(
+        self,
+        net: DartsSearchNetwork,
+        mutator: DartsMutator,
+        gdas_noise: dict | None = None,
+        tau: float = 10.0,
+        training: bool = True,
+    ) -> None:
         self.net, self.mutator = net, mutator
         self.gdas_noise, self.tau, self.training = gdas_noise, tau, training
-        self.stats = {bn: (bn.running_mean.clone(), bn.running_var.clone())
-                      for bn in net.modules() if isinstance(bn, nn.BatchNorm2d)}
+        self.stats = {
+            bn: (bn.running_mean.clone(), bn.running_var.clone())
+            for bn in net.modules()
+            if isinstance(bn, nn.BatchNorm2d)
+        }
 
     def bn(self, module: nn.BatchNorm2d, x):
         mean, var = self.stats[module]
         return F.batch_norm(x, mean, var, module.weight, module.bias, self.training, MOMENTUM, EPS)
 
     def relu_conv_bn(self, seq, x, stride=1, padding=0, dilation=1, groups=1):
-        return self.bn(seq[-1], F.conv2d(F.relu(x), seq[1].weight, None, stride, padding, dilation, groups))
+        return self.bn(
+            seq[-1], F.conv2d(F.relu(x), seq[1].weight, None, stride, padding, dilation, groups)
+        )
 
     def factorized_reduce(self, fr, x):
         x = F.relu(x)  # even sizes only
-        return self.bn(fr.bn, torch.cat([F.conv2d(x, fr.conv_1.weight, stride=2),
-                                         F.conv2d(x[:, :, 1:, 1:], fr.conv_2.weight, stride=2)], dim=1))
+        return self.bn(
+            fr.bn,
+            torch.cat(
+                [
+                    F.conv2d(x, fr.conv_1.weight, stride=2),
+                    F.conv2d(x[:, :, 1:, 1:], fr.conv_2.weight, stride=2),
+                ],
+                dim=1,
+            ),
+        )
 
     def dil_block(self, block, x, stride, padding, dilation):
         C = x.shape[1]
@@ -97,12 +126,22 @@ class Plain:
         s0 = s1 = self.bn(net.stem[1], F.conv2d(x, net.stem[0].weight, padding=1))
         for cell in net.cells:
             pre0 = cell.preprocess0
-            states = [self.factorized_reduce(pre0, s0) if hasattr(pre0, "conv_1") else self.relu_conv_bn(pre0, s0),
-                      self.relu_conv_bn(cell.preprocess1, s1)]
+            states = [
+                self.factorized_reduce(pre0, s0)
+                if hasattr(pre0, "conv_1")
+                else self.relu_conv_bn(pre0, s0),
+                self.relu_conv_bn(cell.preprocess1, s1),
+            ]
             for i in range(STEPS):
                 edge = cell.nodes[i]
-                states.append(sum(self.mixed(edge.choices[f"input{j}"], h, 2 if cell.reduction and j < 2 else 1)
-                                  for j, h in enumerate(states)))
+                states.append(
+                    sum(
+                        self.mixed(
+                            edge.choices[f"input{j}"], h, 2 if cell.reduction and j < 2 else 1
+                        )
+                        for j, h in enumerate(states)
+                    )
+                )
             s0, s1 = s1, torch.cat(states[-4:], dim=1)
         return net.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
 
@@ -126,7 +165,9 @@ def data(seed=1, n=4, size=SIZE):
 def loss_and_grads(forward, net, mutator, x, y):
     out = forward(x)
     params = list(net.parameters()) + list(mutator.arch_parameters())
-    grads = torch.autograd.grad(F.cross_entropy(out, y), params, allow_unused=True)  # GDAS leaves ops unused
+    grads = torch.autograd.grad(
+        F.cross_entropy(out, y), params, allow_unused=True
+    )  # GDAS leaves ops unused
     return out, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 
@@ -136,8 +177,10 @@ def max_diff(xs, ys):
 
 def fixed_gdas_noise(net, mutator, seed=3):
     gen = torch.Generator().manual_seed(seed)
-    noise = {sid: -torch.log(-torch.log(torch.rand(alpha.shape, generator=gen)))
-             for sid, alpha in mutator.arch_params.items()}
+    noise = {
+        sid: -torch.log(-torch.log(torch.rand(alpha.shape, generator=gen)))
+        for sid, alpha in mutator.arch_params.items()
+    }
     for op in net.modules():
         if isinstance(op, GumbelOP):
             op.gumbel_noise = functools.partial(lambda alpha, n: n, n=noise[op.space_id])
@@ -146,7 +189,11 @@ def fixed_gdas_noise(net, mutator, seed=3):
 
 # -- outputs and gradients equal the plain computation ---------------------------
 
-MODES = {"default": {}, "memory_efficient": {"memory_efficient": True}, "nchw": {"channels_last": False}}
+MODES = {
+    "default": {},
+    "memory_efficient": {"memory_efficient": True},
+    "nchw": {"channels_last": False},
+}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -157,16 +204,22 @@ def test_outputs_and_every_gradient_equal_the_plain_computation(float64, mode):
     ref_out, ref_grads = loss_and_grads(Plain(net, mutator), net, mutator, x, y)
     assert max_diff([out], [ref_out]) < TOL
     assert max_diff(grads, ref_grads) < TOL
-    assert max_diff(grads, [torch.zeros_like(g) for g in grads]) > 1e-3  # the gradients are not all trivial
+    assert (
+        max_diff(grads, [torch.zeros_like(g) for g in grads]) > 1e-3
+    )  # the gradients are not all trivial
 
 
 @pytest.mark.parametrize("mode", ["default", "memory_efficient"])
 def test_gdas_hard_sample_under_fixed_noise_equals_the_plain_estimator(float64, mode):
-    net, mutator = supernet(op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True), **MODES[mode])
+    net, mutator = supernet(
+        op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True), **MODES[mode]
+    )
     noise = fixed_gdas_noise(net, mutator)
     x, y = data()
     out, grads = loss_and_grads(net, net, mutator, x, y)
-    ref_out, ref_grads = loss_and_grads(Plain(net, mutator, gdas_noise=noise, tau=10.0), net, mutator, x, y)
+    ref_out, ref_grads = loss_and_grads(
+        Plain(net, mutator, gdas_noise=noise, tau=10.0), net, mutator, x, y
+    )
     assert max_diff([out], [ref_out]) < TOL
     assert max_diff(grads, ref_grads) < TOL
 
@@ -174,7 +227,9 @@ def test_gdas_hard_sample_under_fixed_noise_equals_the_plain_estimator(float64, 
 def test_memory_efficient_gdas_recomputes_the_same_random_sample(float64):
     # Fresh Gumbel noise per forward: the recomputation in the backward must draw the same.
     default, mutator = supernet(op_mutable=functools.partial(GumbelOP, tau=1.0, hard=True))
-    lean, lean_mutator = supernet(op_mutable=functools.partial(GumbelOP, tau=1.0, hard=True), memory_efficient=True)
+    lean, lean_mutator = supernet(
+        op_mutable=functools.partial(GumbelOP, tau=1.0, hard=True), memory_efficient=True
+    )
     x, y = data()
     torch.manual_seed(5)
     out, grads = loss_and_grads(default, default, mutator, x, y)
@@ -189,15 +244,25 @@ def test_memory_efficient_second_order_darts_steps_equal_the_default_ones(float6
     # 'exact' back-propagates twice through each checkpointed cell (double backward).
     def run(memory_efficient):
         torch.manual_seed(0)
-        net = DartsSearchNetwork(C=4, layers=3, num_classes=5, in_channels=3, memory_efficient=memory_efficient)
+        net = DartsSearchNetwork(
+            C=4, layers=3, num_classes=5, in_channels=3, memory_efficient=memory_efficient
+        )
         mutator = DartsMutator()
         mutator.prepare_from_supernet(net)
-        darts = Darts(net, mutator, torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
-                      torch.optim.Adam(mutator.arch_parameters(), lr=3e-4), unrolled=True, hessian=hessian)
+        darts = Darts(
+            net,
+            mutator,
+            torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
+            torch.optim.Adam(mutator.arch_parameters(), lr=3e-4),
+            unrolled=True,
+            hessian=hessian,
+        )
         darts.step(data(seed=30, size=8), data(seed=40, size=8))
         bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
-        return (list(mutator.arch_parameters()) + list(net.parameters()) + [m.running_var for m in bns],
-                [int(m.num_batches_tracked) for m in bns])
+        return (
+            list(mutator.arch_parameters()) + list(net.parameters()) + [m.running_var for m in bns],
+            [int(m.num_batches_tracked) for m in bns],
+        )
 
     default, default_counts = run(False)
     lean, lean_counts = run(True)
@@ -221,7 +286,9 @@ def test_batchnorm_running_statistics_equal_the_plain_ones_after_training_steps(
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     assert max_diff([m.running_mean for m in bns], [plain.stats[m][0] for m in bns]) < TOL
     assert max_diff([m.running_var for m in bns], [plain.stats[m][1] for m in bns]) < TOL
-    assert all(m.num_batches_tracked == 3 for m in bns)  # one update per forward, none per recomputation
+    assert all(
+        m.num_batches_tracked == 3 for m in bns
+    )  # one update per forward, none per recomputation
 
 
 def test_eval_mode_uses_the_running_statistics_like_the_plain_computation(float64):
@@ -232,12 +299,17 @@ def test_eval_mode_uses_the_running_statistics_like_the_plain_computation(float6
     x, _ = data()
     with torch.no_grad():
         out = net(x)
-        ref = Plain(net, mutator, training=False)(x)  # normalises by copies of the running statistics
+        ref = Plain(net, mutator, training=False)(
+            x
+        )  # normalises by copies of the running statistics
     assert max_diff([out], [ref]) < TOL
-    assert max_diff([out], [Plain(net, mutator, training=True)(x)]) > 1e-3  # batch statistics would differ
+    assert (
+        max_diff([out], [Plain(net, mutator, training=True)(x)]) > 1e-3
+    )  # batch statistics would differ
 
 
 # -- the savings are there -------------------------------------------------------
+
 
 def count_calls(modules):
     calls = [0]
@@ -274,7 +346,9 @@ def test_every_mixed_op_gets_a_dense_channels_last_gradient():
     layouts = []
 
     def record(module, args, out):
-        out.register_hook(lambda g: layouts.append(g.is_contiguous(memory_format=torch.channels_last)))
+        out.register_hook(
+            lambda g: layouts.append(g.is_contiguous(memory_format=torch.channels_last))
+        )
 
     mixed = [m for m in net.modules() if isinstance(m, DifferentiableOP)]
     for m in mixed:
@@ -295,6 +369,7 @@ def test_gdas_runs_one_op_per_edge():
 
 # -- the pieces --------------------------------------------------------------------
 
+
 def test_scaled_batch_norm_equals_scale_times_batch_norm_in_channels_last(float64):
     # A channels-last input with a channels-last upstream gradient: the layout in
     # which torch 2.13's CPU BatchNorm backward mishandles a stride-0 weight.
@@ -306,7 +381,10 @@ def test_scaled_batch_norm_equals_scale_times_batch_norm_in_channels_last(float6
     got = torch.autograd.grad(scaled_batch_norm(fast, x, scale), [x, scale], up)
     expected = torch.autograd.grad(scale * plain(x), [x, scale], up)
     assert max_diff(got, expected) < 1e-12
-    assert max_diff([fast.running_mean, fast.running_var], [plain.running_mean, plain.running_var]) < 1e-15
+    assert (
+        max_diff([fast.running_mean, fast.running_var], [plain.running_mean, plain.running_var])
+        < 1e-15
+    )
     assert fast.num_batches_tracked == plain.num_batches_tracked == 1
 
 
@@ -314,24 +392,37 @@ def test_subgrids_round_trip_and_order():
     x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
     sub = to_subgrids(x, 2)  # (2*2*2, 3, 2, 3)
     assert sub.shape == (8, 3, 2, 3)
-    assert torch.equal(sub[(1 * 2 + 0) * 2 + 1], x[1, :, 1::2, 0::2])  # sub-grid (r=1, s=0) of sample 1
+    assert torch.equal(
+        sub[(1 * 2 + 0) * 2 + 1], x[1, :, 1::2, 0::2]
+    )  # sub-grid (r=1, s=0) of sample 1
     assert torch.equal(from_subgrids(sub, 2), x)
 
 
-@pytest.mark.parametrize("size, stride, kernel", [(8, 1, 3), (8, 1, 5), (8, 2, 3), (8, 2, 5), (7, 1, 5), (7, 2, 3)])
+@pytest.mark.parametrize(
+    "size, stride, kernel", [(8, 1, 3), (8, 1, 5), (8, 2, 3), (8, 2, 5), (7, 1, 5), (7, 2, 3)]
+)
 def test_dilated_conv_equals_the_dilated_convolution(float64, size, stride, kernel):
     # odd sizes take the plain dilated convolution (stride 1) or the even sub-grid (stride 2)
     torch.manual_seed(0)
     op = DilConv(3, 3, kernel, stride, 2 * (kernel // 2), 2, affine=False)
     x = torch.randn(2, 3, size, size, requires_grad=True)
     relu, dw, pw, bn = op
-    plain = F.batch_norm(pw(F.conv2d(F.relu(x), dw.weight, None, stride, 2 * (kernel // 2), 2, 3)), None, None,
-                         training=True)
+    plain = F.batch_norm(
+        pw(F.conv2d(F.relu(x), dw.weight, None, stride, 2 * (kernel // 2), 2, 3)),
+        None,
+        None,
+        training=True,
+    )
     up = torch.randn(plain.shape)
     got = op(x)
     assert got.shape == plain.shape
-    assert max_diff(torch.autograd.grad(got, [x, dw.weight, pw.weight], up),
-                    torch.autograd.grad(plain, [x, dw.weight, pw.weight], up)) < TOL
+    assert (
+        max_diff(
+            torch.autograd.grad(got, [x, dw.weight, pw.weight], up),
+            torch.autograd.grad(plain, [x, dw.weight, pw.weight], up),
+        )
+        < TOL
+    )
     assert max_diff([got], [plain]) < TOL
 
 
@@ -371,9 +462,12 @@ def test_equal_slices_share_work_and_other_slices_or_versions_do_not():
 
 def test_pools_with_different_settings_do_not_share_work():
     x = torch.randn(2, 3, 6, 6)
-    pools = [nn.MaxPool2d(3, stride=1, padding=1), nn.MaxPool2d(3, stride=2, padding=1),
-             nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
-             nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)]
+    pools = [
+        nn.MaxPool2d(3, stride=1, padding=1),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+        nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True),
+    ]
     ops = [PoolBN(pool, 3) for pool in pools]
     with sharing_input_work():
         outs = [op(x) for op in ops]
@@ -381,8 +475,13 @@ def test_pools_with_different_settings_do_not_share_work():
         assert torch.allclose(out, F.batch_norm(pool(x), None, None, training=True), atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"memory_efficient": 1}, "memory_efficient must be a bool"),
-                                             ({"channels_last": "yes"}, "channels_last must be a bool or None")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"memory_efficient": 1}, "memory_efficient must be a bool"),
+        ({"channels_last": "yes"}, "channels_last must be a bool or None"),
+    ],
+)
 def test_bad_mode_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DartsSearchNetwork(C=4, layers=3, **kwargs)
@@ -391,38 +490,72 @@ def test_bad_mode_arguments_are_refused(kwargs, message):
 # -- the benchmark runs ------------------------------------------------------------
 
 BENCHMARK = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "search_step.py"
-TABLE_ROWS = ["reference DARTS 1st order (plain supernet)", "DARTS 1st order", "DARTS 2nd order", "GDAS",
-              "PC-DARTS", "SNAS", "DrNAS"]
+TABLE_ROWS = [
+    "reference DARTS 1st order (plain supernet)",
+    "DARTS 1st order",
+    "DARTS 2nd order",
+    "GDAS",
+    "PC-DARTS",
+    "SNAS",
+    "DrNAS",
+]
 
 
 def table_rows(text: str) -> list[tuple[str, str]]:
-    rows = [line.split("|") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = [
+        line.split("|") for line in text.splitlines() if line.startswith("| ") and "---" not in line
+    ]
     return [(cells[1].strip(), cells[2].strip()) for cells in rows[1:]]
 
 
 def test_quick_benchmark_prints_a_row_per_algorithm():
     # A subprocess, so the benchmark's global torch settings (threads, dtype) and
     # other tests' never meet.
-    proc = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--in-process"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick", "--in-process"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert table_rows(proc.stdout) == [(TABLE_ROWS[0], "plain")] + [(label, "default") for label in TABLE_ROWS[1:]]
+    assert table_rows(proc.stdout) == [(TABLE_ROWS[0], "plain")] + [
+        (label, "default") for label in TABLE_ROWS[1:]
+    ]
     assert "max |gradnas - reference (default, float64)|" in proc.stdout
 
 
 def test_quick_benchmark_runs_each_configuration_in_its_own_process_in_both_modes():
-    proc = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--algorithms", "darts1", "--memory-efficient"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick", "--algorithms", "darts1", "--memory-efficient"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert table_rows(proc.stdout) == [(TABLE_ROWS[0], "plain"), (TABLE_ROWS[1], "default"),
-                                       (TABLE_ROWS[1], "memory-efficient")]
+    assert table_rows(proc.stdout) == [
+        (TABLE_ROWS[0], "plain"),
+        (TABLE_ROWS[1], "default"),
+        (TABLE_ROWS[1], "memory-efficient"),
+    ]
     assert "max |gradnas - reference (memory-efficient, float64)|" in proc.stdout
     assert "WARNING" not in proc.stdout  # the workers' peak RSS is their own
 
 
 def test_quick_benchmark_without_the_reference_prints_the_second_order_ratio():
-    proc = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--in-process", "--algorithms", "darts1,darts2",
-                           "--no-reference"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARK),
+            "--quick",
+            "--in-process",
+            "--algorithms",
+            "darts1,darts2",
+            "--no-reference",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert table_rows(proc.stdout) == [(TABLE_ROWS[1], "default"), (TABLE_ROWS[2], "default")]
     assert "DARTS 2nd order / gradnas DARTS 1st order (default), batch 2: " in proc.stdout

@@ -21,7 +21,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradnas.config import ConfigError, SearchConfig, TrainConfig, config_from_dict, config_to_dict, load_config
+from gradnas.config import (
+    ConfigError,
+    SearchConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
 from gradnas.genotype import DARTS_V2, PC_DARTS, PRIMITIVES, Genotype, GenotypeError
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -35,14 +42,18 @@ identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
 # the space), without quotes or backslashes.
 printable_names = st.text(
     st.characters(blacklist_categories=("C", "Z"), blacklist_characters="'\"\\") | st.just(" "),
-    min_size=1, max_size=12)
+    min_size=1,
+    max_size=12,
+)
 op_names = st.sampled_from(PRIMITIVES) | identifiers | printable_names
 
 
 @st.composite
 def cells(draw, steps: int) -> list[list[tuple[str, int]]]:
     """``steps`` nodes; node j has any in-degree and reads inputs 0..j+1."""
-    return [draw(st.lists(st.tuples(op_names, st.integers(0, j + 1)), max_size=4)) for j in range(steps)]
+    return [
+        draw(st.lists(st.tuples(op_names, st.integers(0, j + 1)), max_size=4)) for j in range(steps)
+    ]
 
 
 @st.composite
@@ -52,8 +63,9 @@ def genotypes(draw) -> Genotype:
     for key in ("normal", "reduce"):
         steps = draw(st.integers(0, 5))
         parts[key] = draw(cells(steps))
-        parts[f"{key}_concat"] = draw(st.lists(st.integers(0, steps + 1), min_size=1, max_size=steps + 2,
-                                               unique=True))
+        parts[f"{key}_concat"] = draw(
+            st.lists(st.integers(0, steps + 1), min_size=1, max_size=steps + 2, unique=True)
+        )
     return Genotype(**parts)
 
 
@@ -91,10 +103,40 @@ def test_parse_of_arbitrary_text_raises_only_genotype_error(text):
 
 
 # Pieces of the genotype notation, so that random sequences get deep into the grammar.
-_GENOTYPE_TOKENS = ["Genotype", "(", ")", "[", "]", ",", "=", " ", "normal", "normal_concat", "reduce",
-                    "reduce_concat", "range", "'sep_conv_3x3'", "'none'", "''", "'", '"', "0", "1", "5",
-                    "-1", "99999999999999999999", "1" * 4400, "#", "\n", "\\\n", "DARTS_V2", "x",
-                    "range(2, 99999999999)", "(" * 1100, "[" * 1100]
+_GENOTYPE_TOKENS = [
+    "Genotype",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "=",
+    " ",
+    "normal",
+    "normal_concat",
+    "reduce",
+    "reduce_concat",
+    "range",
+    "'sep_conv_3x3'",
+    "'none'",
+    "''",
+    "'",
+    '"',
+    "0",
+    "1",
+    "5",
+    "-1",
+    "99999999999999999999",
+    "1" * 4400,
+    "#",
+    "\n",
+    "\\\n",
+    "DARTS_V2",
+    "x",
+    "range(2, 99999999999)",
+    "(" * 1100,
+    "[" * 1100,
+]
 
 
 @FUZZ
@@ -121,8 +163,10 @@ def mutated(draw, text: str) -> str:
 
 
 @FUZZ
-@given(st.sampled_from([DARTS_V2, PC_DARTS]).map(str).flatmap(mutated)
-       | genotypes().map(str).flatmap(mutated))
+@given(
+    st.sampled_from([DARTS_V2, PC_DARTS]).map(str).flatmap(mutated)
+    | genotypes().map(str).flatmap(mutated)
+)
 def test_parse_of_mutated_genotype_text_raises_only_genotype_error(text):
     _parse_or_genotype_error(text)
 
@@ -135,20 +179,54 @@ def _from_json_or_genotype_error(text: str) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.sampled_from(PRIMITIVES),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["normal", "normal_concat", "reduce", "reduce_concat"]) | st.text(max_size=4),
-        inner, max_size=5),
-    max_leaves=20)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(PRIMITIVES),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["normal", "normal_concat", "reduce", "reduce_concat"])
+            | st.text(max_size=4),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
 
 
-_JSON_TOKENS = ["{", "}", "[", "]", ",", ":", '"normal"', '"reduce_concat"', '"none"', "0", "-1", "1e999",
-                "NaN", "null", "true", '"', "1" * 4400, "[" * 1100]
+_JSON_TOKENS = [
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    '"normal"',
+    '"reduce_concat"',
+    '"none"',
+    "0",
+    "-1",
+    "1e999",
+    "NaN",
+    "null",
+    "true",
+    '"',
+    "1" * 4400,
+    "[" * 1100,
+]
 
 
 @FUZZ
-@given(st.text() | json_values.map(json.dumps) | st.lists(st.sampled_from(_JSON_TOKENS), max_size=12).map("".join)
-       | genotypes().map(Genotype.to_json).flatmap(mutated))
+@given(
+    st.text()
+    | json_values.map(json.dumps)
+    | st.lists(st.sampled_from(_JSON_TOKENS), max_size=12).map("".join)
+    | genotypes().map(Genotype.to_json).flatmap(mutated)
+)
 def test_from_json_of_arbitrary_text_raises_only_genotype_error(text):
     _from_json_or_genotype_error(text)
 
@@ -160,10 +238,14 @@ def test_from_json_of_arbitrary_text_raises_only_genotype_error(text):
 # Values at the edges of what the config code converts: ints past 64 bits and
 # past float's range, NaN and infinities.
 edge_numbers = st.sampled_from([2**64, -(2**70), 10**400, float("nan"), float("inf"), -0.0])
-scalars = st.none() | st.booleans() | st.integers() | edge_numbers | st.floats() | st.text(max_size=10)
+scalars = (
+    st.none() | st.booleans() | st.integers() | edge_numbers | st.floats() | st.text(max_size=10)
+)
 plain_data = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(scalars, inner, max_size=4),
-    max_leaves=15)
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(scalars, inner, max_size=4),
+    max_leaves=15,
+)
 
 
 @st.composite
@@ -182,7 +264,9 @@ def config_like(draw, cls: type) -> dict:
         elif kind is int:
             out[f.name] = draw(st.integers(-3, 30) | edge_numbers | plain_data)
         else:
-            out[f.name] = draw(st.sampled_from(["darts", "digits", "cifar10", "DARTS_V2", ""]) | plain_data)
+            out[f.name] = draw(
+                st.sampled_from(["darts", "digits", "cifar10", "DARTS_V2", ""]) | plain_data
+            )
     if draw(st.integers(0, 9)) == 0:
         out[draw(st.text(max_size=5))] = draw(scalars)
     return out
@@ -192,7 +276,9 @@ def config_like(draw, cls: type) -> dict:
 def one_value_replaced(draw, cls: type) -> dict:
     """``cls``'s default config as a dict with one value, top-level or in a section, replaced."""
     data = config_to_dict(cls())
-    paths = [(key,) for key in data] + [(key, sub) for key, v in data.items() if isinstance(v, dict) for sub in v]
+    paths = [(key,) for key in data] + [
+        (key, sub) for key, v in data.items() if isinstance(v, dict) for sub in v
+    ]
     path = draw(st.sampled_from(paths))
     section = data[path[0]] if len(path) == 2 else data
     section[path[-1]] = draw(edge_numbers | scalars | plain_data)
@@ -232,16 +318,61 @@ def test_config_with_one_arbitrary_value_raises_only_config_error(data):
 
 # Pieces of YAML, among them tags and values that PyYAML's safe loader fails on
 # with exceptions other than YAMLError (impossible dates, malformed tagged scalars).
-_YAML_TOKENS = ["epochs", "data", "network", "optim", "name", "C", "weight_lr", ":", ": ", "\n", "  ", "- ",
-                "{", "}", "[", "]", ",", "'", '"', "&a ", "*a", "!!int ", "!!float ", "!!timestamp ",
-                "!!binary ", "!!python/object:os.system ", "2001-13-01", "2001-02-03", "0x1F", "1_000", "1:00",
-                ".nan", ".inf", "~", "3", "-1", "1e400", "1" * 4400, "yes", "#", "? ", "%YAML 1.1\n", "---", "...",
-                "[" * 1100]
+_YAML_TOKENS = [
+    "epochs",
+    "data",
+    "network",
+    "optim",
+    "name",
+    "C",
+    "weight_lr",
+    ":",
+    ": ",
+    "\n",
+    "  ",
+    "- ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "'",
+    '"',
+    "&a ",
+    "*a",
+    "!!int ",
+    "!!float ",
+    "!!timestamp ",
+    "!!binary ",
+    "!!python/object:os.system ",
+    "2001-13-01",
+    "2001-02-03",
+    "0x1F",
+    "1_000",
+    "1:00",
+    ".nan",
+    ".inf",
+    "~",
+    "3",
+    "-1",
+    "1e400",
+    "1" * 4400,
+    "yes",
+    "#",
+    "? ",
+    "%YAML 1.1\n",
+    "---",
+    "...",
+    "[" * 1100,
+]
 
-yaml_texts = (st.text()
-              | st.lists(st.sampled_from(_YAML_TOKENS), max_size=12).map("".join)
-              | st.one_of(config_like(SearchConfig), config_like(TrainConfig)).map(
-                  lambda d: yaml.safe_dump(d, allow_unicode=True)).flatmap(mutated))
+yaml_texts = (
+    st.text()
+    | st.lists(st.sampled_from(_YAML_TOKENS), max_size=12).map("".join)
+    | st.one_of(config_like(SearchConfig), config_like(TrainConfig))
+    .map(lambda d: yaml.safe_dump(d, allow_unicode=True))
+    .flatmap(mutated)
+)
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +397,10 @@ def test_load_config_of_arbitrary_text_raises_only_config_error(config_file, tex
 
 
 @FUZZ
-@given(st.binary(max_size=64) | st.text().map(lambda t: t.encode("utf-16", "surrogatepass")), config_classes)
+@given(
+    st.binary(max_size=64) | st.text().map(lambda t: t.encode("utf-16", "surrogatepass")),
+    config_classes,
+)
 def test_load_config_of_arbitrary_bytes_raises_only_config_error(config_file, raw, cls):
     config_file.write_bytes(raw)
     _load_or_config_error(config_file, cls)
@@ -279,11 +413,17 @@ def test_load_config_of_arbitrary_bytes_raises_only_config_error(config_file, ra
 _EMPTY = "Genotype(normal=[], normal_concat={}, reduce=[], reduce_concat=[2])"
 
 
-@pytest.mark.parametrize("text, message", [
-    (_EMPTY.format("[" + "1" * 4400 + "]"), "integer of 4400 digits is too long"),  # was ValueError
-    (_EMPTY.format("range(2, 100000000000)"), "range of more than"),  # was MemoryError
-    (_EMPTY.format("(" * 1100 + ")" * 1100), "nested more than"),  # was RecursionError
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            _EMPTY.format("[" + "1" * 4400 + "]"),
+            "integer of 4400 digits is too long",
+        ),  # was ValueError
+        (_EMPTY.format("range(2, 100000000000)"), "range of more than"),  # was MemoryError
+        (_EMPTY.format("(" * 1100 + ")" * 1100), "nested more than"),  # was RecursionError
+    ],
+)
 def test_parse_refuses_text_that_would_exhaust_python(text, message):
     with pytest.raises(GenotypeError, match=message):
         Genotype.parse(text)
@@ -303,8 +443,17 @@ def test_config_refuses_an_int_past_64_bits(value):
 
 
 # Were UnicodeDecodeError, IndexError, ValueError, AttributeError and RecursionError.
-@pytest.mark.parametrize("raw", [b"\x80epochs: 3", b"epochs: !!int", b"epochs: 2001-13-01", b"epochs: !!timestamp x",
-                                 b"[" * 10_000], ids=["not utf-8", "empty int", "bad date", "bad timestamp", "deep"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80epochs: 3",
+        b"epochs: !!int",
+        b"epochs: 2001-13-01",
+        b"epochs: !!timestamp x",
+        b"[" * 10_000,
+    ],
+    ids=["not utf-8", "empty int", "bad date", "bad timestamp", "deep"],
+)
 def test_load_config_reports_unreadable_yaml_as_config_error(tmp_path, raw):
     path = tmp_path / "config.yaml"
     path.write_bytes(raw)

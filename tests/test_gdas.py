@@ -1,6 +1,7 @@
 """Tests for gradnas.algorithms.gdas.Gdas (Dong & Yang, CVPR 2019): one op per
 edge, the hard-Gumbel estimator's closed form, the temperature schedule and its
 state, and the two halves of the bilevel step."""
+
 import functools
 import io
 import math
@@ -17,13 +18,20 @@ from gradnas.mutables.gumbel import gumbel_noise
 from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
 
-TAU_MAX, TAU_MIN = 10.0, 0.1  # GDAS' search scripts (D-X-Y/AutoDL-Projects): --tau_max 10 --tau_min 0.1
+TAU_MAX, TAU_MIN = (
+    10.0,
+    0.1,
+)  # GDAS' search scripts (D-X-Y/AutoDL-Projects): --tau_max 10 --tau_min 0.1
 
 
 def optimizers(net, mutator, weight_lr=0.025, arch_lr=3e-4):
     # GDAS' settings, as DARTS: SGD lr 0.025 momentum 0.9 wd 3e-4; Adam lr 3e-4 betas (0.5, 0.999) wd 1e-3.
-    return (torch.optim.SGD(net.parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4),
-            torch.optim.Adam(mutator.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3))
+    return (
+        torch.optim.SGD(net.parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4),
+        torch.optim.Adam(
+            mutator.arch_parameters(), lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3
+        ),
+    )
 
 
 def gdas_for(net, **kwargs):
@@ -35,14 +43,17 @@ def gdas_for(net, **kwargs):
 
 def gumbel_darts_net(seed=0):
     torch.manual_seed(seed)
-    return DartsSearchNetwork(C=4, layers=3, in_channels=1,
-                              op_mutable=functools.partial(GumbelOP, tau=TAU_MAX, hard=True))
+    return DartsSearchNetwork(
+        C=4, layers=3, in_channels=1, op_mutable=functools.partial(GumbelOP, tau=TAU_MAX, hard=True)
+    )
 
 
 def digits_like_batches(n_batches, seed=1, n=4):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(n, 1, 8, 8, generator=gen), torch.randint(0, 10, (n,), generator=gen))
-            for _ in range(n_batches)]
+    return [
+        (torch.randn(n, 1, 8, 8, generator=gen), torch.randint(0, 10, (n,), generator=gen))
+        for _ in range(n_batches)
+    ]
 
 
 def gumbel_ops(net):
@@ -51,10 +62,13 @@ def gumbel_ops(net):
 
 # -- Gumbel noise ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gumbel_noise_is_finite_when_the_uniform_draw_is_exactly_0_or_1(monkeypatch, dtype):
     """GDAS redraws noise holding inf/NaN; gradnas clamps u into (0, 1), so there is nothing to redraw."""
-    monkeypatch.setattr(torch, "rand_like", lambda t, **kw: torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=t.dtype))
+    monkeypatch.setattr(
+        torch, "rand_like", lambda t, **kw: torch.tensor([0.0, 1.0, 0.0, 1.0], dtype=t.dtype)
+    )
     g = gumbel_noise(torch.zeros(4, dtype=dtype))
     assert g.dtype == dtype
     assert torch.isfinite(g).all()
@@ -62,6 +76,7 @@ def test_gumbel_noise_is_finite_when_the_uniform_draw_is_exactly_0_or_1(monkeypa
 
 
 # -- one op per edge ------------------------------------------------------------
+
 
 def test_hard_gumbel_darts_supernet_runs_one_op_per_mixed_op_forward():
     net = gumbel_darts_net()
@@ -79,6 +94,7 @@ def test_hard_gumbel_darts_supernet_runs_one_op_per_mixed_op_forward():
     def count(op):
         def hook(module, args, out):
             running[op] += 1
+
         return hook
 
     for op in ops:
@@ -95,20 +111,33 @@ def test_hard_gumbel_darts_supernet_runs_one_op_per_mixed_op_forward():
 
 # -- the estimator's closed form on a toy, at the temperature the schedule sets --
 
+
 class ToySupernet(nn.Module):
     """One hard-Gumbel mixed op over three different maps of x (n, 3)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.op = GumbelOP({"linear": nn.Linear(3, 3), "tanh": nn.Sequential(nn.Linear(3, 3), nn.Tanh()),
-                            "scale": nn.Linear(3, 3, bias=False)}, "toy", tau=TAU_MAX, hard=True)
+        self.op = GumbelOP(
+            {
+                "linear": nn.Linear(3, 3),
+                "tanh": nn.Sequential(nn.Linear(3, 3), nn.Tanh()),
+                "scale": nn.Linear(3, 3, bias=False),
+            },
+            "toy",
+            tau=TAU_MAX,
+            hard=True,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
 
 ALPHA = [0.10, 0.04, -0.05]
-NOISE = [0.00, 0.08, 0.02]  # alpha + noise = [0.10, 0.12, -0.03]: k = 1, close enough that tau = 0.1 is not saturated
+NOISE = [
+    0.00,
+    0.08,
+    0.02,
+]  # alpha + noise = [0.10, 0.12, -0.03]: k = 1, close enough that tau = 0.1 is not saturated
 K = 1
 
 
@@ -167,12 +196,15 @@ def test_scheduled_tau_max_gives_softer_sample_weights_than_tau_min(float64):
         net, gdas = toy_gdas(epoch, 5)
         (net(x) * upstream).sum().backward()
         _, expected, soft = closed_form(net, x, upstream, gdas.tau)
-        torch.testing.assert_close(gdas.mutator.arch_params["toy"].grad, expected, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(
+            gdas.mutator.arch_params["toy"].grad, expected, rtol=1e-10, atol=1e-14
+        )
         spread[epoch] = (soft - 1 / 3).abs().max().item()
     assert spread[0] < 0.01 < 0.1 < spread[4]
 
 
 # -- the temperature schedule -------------------------------------------------------
+
 
 def test_schedule_is_linear_from_tau_max_at_epoch_0_to_tau_min_at_the_last_epoch():
     gdas = gdas_for(ToySupernet())
@@ -208,6 +240,7 @@ def test_epoch_outside_the_search_is_refused(epoch, num_epochs):
 
 # -- state --------------------------------------------------------------------------
 
+
 def test_state_dict_round_trip_restores_tau_and_schedule_into_a_fresh_gdas():
     gdas = gdas_for(ToySupernet(), tau_max=4.0, tau_min=0.5)
     gdas.on_epoch_start(3, 8)
@@ -225,12 +258,15 @@ def test_state_dict_round_trip_restores_tau_and_schedule_into_a_fresh_gdas():
     assert fresh.tau == 0.5  # the restored schedule, not the constructor's
 
 
-@pytest.mark.parametrize("state,match", [
-    ({"tau": 1.0, "tau_max": 10.0}, "missing \\['tau_min'\\]"),
-    ({"tau": 1.0, "tau_max": 10.0, "tau_min": 0.1, "epoch": 3}, "unknown \\['epoch'\\]"),
-    ({"tau": 1.0, "tau_max": 0.1, "tau_min": 10.0}, "tau_max >= tau_min > 0"),
-    ({"tau": -1.0, "tau_max": 10.0, "tau_min": 0.1}, "tau must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "state,match",
+    [
+        ({"tau": 1.0, "tau_max": 10.0}, "missing \\['tau_min'\\]"),
+        ({"tau": 1.0, "tau_max": 10.0, "tau_min": 0.1, "epoch": 3}, "unknown \\['epoch'\\]"),
+        ({"tau": 1.0, "tau_max": 0.1, "tau_min": 10.0}, "tau_max >= tau_min > 0"),
+        ({"tau": -1.0, "tau_max": 10.0, "tau_min": 0.1}, "tau must be a positive number"),
+    ],
+)
 def test_bad_state_is_refused_by_name(state, match):
     gdas = gdas_for(ToySupernet())
     with pytest.raises(ValueError, match=match):
@@ -239,6 +275,7 @@ def test_bad_state_is_refused_by_name(state, match):
 
 
 # -- construction -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tau_max,tau_min", [(0.1, 10.0), (1.0, 0.0), (1.0, -1.0)])
 def test_schedule_outside_tau_max_ge_tau_min_gt_0_is_refused(tau_max, tau_min):
@@ -253,12 +290,15 @@ def test_supernet_without_gumbel_mutables_is_refused():
 
 
 def test_soft_gumbel_supernet_is_refused_naming_the_mutable():
-    net = nn.Sequential(GumbelOP({"a": nn.Linear(3, 3), "b": nn.Identity()}, "soft_one", hard=False))
+    net = nn.Sequential(
+        GumbelOP({"a": nn.Linear(3, 3), "b": nn.Identity()}, "soft_one", hard=False)
+    )
     with pytest.raises(ValueError, match="soft_one"):
         gdas_for(net)
 
 
 # -- the bilevel step ---------------------------------------------------------------------
+
 
 def test_step_returns_finite_floats_and_every_alpha_gets_a_gradient():
     net = gumbel_darts_net()
@@ -271,7 +311,9 @@ def test_step_returns_finite_floats_and_every_alpha_gets_a_gradient():
         stats = gdas.step(train, val)
         assert set(stats) == {"train_loss", "train_acc", "val_loss", "val_acc"}
         assert all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
-        reached |= {name for name, a in alphas.items() if a.grad is not None and (a.grad != 0).any()}
+        reached |= {
+            name for name, a in alphas.items() if a.grad is not None and (a.grad != 0).any()
+        }
     assert reached == set(alphas)
 
 

@@ -1,4 +1,5 @@
 """Tests for gradnas.genotype: parsing, round trips, equality and every error path."""
+
 import dataclasses
 import json
 import subprocess
@@ -7,7 +8,14 @@ import sys
 import pytest
 
 from gradnas.genotype import (
-    DARTS_V1, DARTS_V2, PC_DARTS, PRIMITIVES, PUBLISHED, Genotype, GenotypeError, get_genotype,
+    DARTS_V1,
+    DARTS_V2,
+    PC_DARTS,
+    PRIMITIVES,
+    PUBLISHED,
+    Genotype,
+    GenotypeError,
+    get_genotype,
 )
 
 # Published text, verbatim from the genotypes.py files (DARTS, Liu et al. 2019;
@@ -18,19 +26,31 @@ PC_DARTS_TEXT = "PC_DARTS_cifar = Genotype(normal=[('sep_conv_3x3', 1), ('skip_c
 
 # A derivation that keeps argmax edges: nodes with 0, 1 and 3 inputs.
 VARIABLE = Genotype(
-    normal=[[], [('skip_connect', 1)], [('sep_conv_3x3', 0), ('none', 2), ('avg_pool_3x3', 3)]],
+    normal=[[], [("skip_connect", 1)], [("sep_conv_3x3", 0), ("none", 2), ("avg_pool_3x3", 3)]],
     normal_concat=[2, 3, 4],
-    reduce=[[('max_pool_3x3', 0), ('max_pool_3x3', 1)], [('skip_connect', 2)], []],
+    reduce=[[("max_pool_3x3", 0), ("max_pool_3x3", 1)], [("skip_connect", 2)], []],
     reduce_concat=[2, 3, 4],
 )
 
-SMALL = {"normal": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "normal_concat": [2],
-         "reduce": [[["max_pool_3x3", 0], ["max_pool_3x3", 1]]], "reduce_concat": [2]}
+SMALL = {
+    "normal": [[["sep_conv_3x3", 0], ["skip_connect", 1]]],
+    "normal_concat": [2],
+    "reduce": [[["max_pool_3x3", 0], ["max_pool_3x3", 1]]],
+    "reduce_concat": [2],
+}
 
 
 def test_primitives_are_the_darts_ops_in_darts_order():
-    assert PRIMITIVES == ('none', 'max_pool_3x3', 'avg_pool_3x3', 'skip_connect',
-                          'sep_conv_3x3', 'sep_conv_5x5', 'dil_conv_3x3', 'dil_conv_5x5')
+    assert PRIMITIVES == (
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+    )
 
 
 def test_module_does_not_import_torch():
@@ -40,6 +60,7 @@ def test_module_does_not_import_torch():
 
 
 # --- published genotypes -------------------------------------------------------------
+
 
 def test_published_darts_v2_text_parses_to_builtin():
     assert Genotype.parse(DARTS_V2_TEXT) == DARTS_V2
@@ -62,8 +83,8 @@ def test_darts_v2_range_form_equals_list_form():
 
 def test_darts_v2_node_structure():
     assert len(DARTS_V2.normal) == 4
-    assert DARTS_V2.normal[3] == (('skip_connect', 0), ('dil_conv_3x3', 2))
-    assert DARTS_V2.reduce[1] == (('skip_connect', 2), ('max_pool_3x3', 1))
+    assert DARTS_V2.normal[3] == (("skip_connect", 0), ("dil_conv_3x3", 2))
+    assert DARTS_V2.reduce[1] == (("skip_connect", 2), ("max_pool_3x3", 1))
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -99,14 +120,19 @@ def test_get_genotype_unknown_lists_known_names():
 
 # --- str / dict / JSON forms --------------------------------------------------------
 
+
 def test_str_uses_flat_darts_form_for_two_input_nodes():
     s = str(DARTS_V2)
-    assert s.startswith("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)")
+    assert s.startswith(
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0)"
+    )
     assert "normal_concat=[2, 3, 4, 5]" in s and "[[" not in s
 
 
 def test_str_uses_nested_form_for_variable_in_degree():
-    assert str(VARIABLE).startswith("Genotype(normal=[[], [('skip_connect', 1)], [('sep_conv_3x3', 0)")
+    assert str(VARIABLE).startswith(
+        "Genotype(normal=[[], [('skip_connect', 1)], [('sep_conv_3x3', 0)"
+    )
 
 
 def test_variable_in_degree_str_round_trip():
@@ -114,7 +140,7 @@ def test_variable_in_degree_str_round_trip():
 
 
 def test_uniform_three_input_nodes_round_trip_through_str():
-    pairs = [('none', 0), ('none', 1), ('skip_connect', 0), ('none', 1), ('none', 2), ('none', 0)]
+    pairs = [("none", 0), ("none", 1), ("skip_connect", 0), ("none", 1), ("none", 2), ("none", 0)]
     g = Genotype.from_flat(pairs, [2, 3], pairs, [2, 3], inputs_per_node=3)
     assert "[[" in str(g) and Genotype.parse(str(g)) == g
 
@@ -134,15 +160,17 @@ def test_to_dict_layout_is_json_friendly():
 
 
 def test_from_flat_groups_by_inputs_per_node():
-    pairs = [('none', 0), ('none', 1), ('skip_connect', 0), ('none', 1), ('none', 2), ('none', 0)]
+    pairs = [("none", 0), ("none", 1), ("skip_connect", 0), ("none", 1), ("none", 2), ("none", 0)]
     g = Genotype.from_flat(pairs, [2, 3], pairs, [2, 3], inputs_per_node=3)
     assert g.normal == (tuple(pairs[:3]), tuple(pairs[3:]))
     assert len(g.reduce) == 2
 
 
 def test_from_flat_rejects_length_not_divisible():
-    with pytest.raises(GenotypeError, match=r"reduce: 3 pairs is not a multiple of inputs_per_node=2"):
-        Genotype.from_flat([('none', 0), ('none', 1)], [2], [('none', 0)] * 3, [2])
+    with pytest.raises(
+        GenotypeError, match=r"reduce: 3 pairs is not a multiple of inputs_per_node=2"
+    ):
+        Genotype.from_flat([("none", 0), ("none", 1)], [2], [("none", 0)] * 3, [2])
 
 
 def test_from_flat_rejects_non_positive_inputs_per_node():
@@ -152,10 +180,15 @@ def test_from_flat_rejects_non_positive_inputs_per_node():
 
 # --- equality and hashing -----------------------------------------------------------
 
+
 def test_lists_and_tuples_give_equal_genotypes():
     from_lists = Genotype.from_dict(SMALL)
-    from_tuples = Genotype(((('sep_conv_3x3', 0), ('skip_connect', 1)),), (2,),
-                           ((('max_pool_3x3', 0), ('max_pool_3x3', 1)),), (2,))
+    from_tuples = Genotype(
+        ((("sep_conv_3x3", 0), ("skip_connect", 1)),),
+        (2,),
+        ((("max_pool_3x3", 0), ("max_pool_3x3", 1)),),
+        (2,),
+    )
     assert from_lists == from_tuples
 
 
@@ -175,15 +208,16 @@ def test_genotype_is_frozen():
 
 # --- parse: accepted syntax -----------------------------------------------------------
 
+
 def test_parse_accepts_double_quotes_tuples_newlines_order_and_trailing_comma():
-    text = '''
+    text = """
     arch = Genotype(
         reduce_concat = (2,),  # comment
         reduce = (("max_pool_3x3", 0), ("max_pool_3x3", 1)),
         normal_concat = range(2, 3),
         normal = [("sep_conv_3x3", 0), ('skip_connect', 1),],
     )
-    '''
+    """
     assert Genotype.parse(text) == Genotype.from_dict(SMALL)
 
 
@@ -193,12 +227,15 @@ def test_parse_range_with_one_argument():
 
 
 def test_parse_nested_form():
-    g = Genotype.parse("Genotype(normal=[[('sep_conv_3x3', 0), ('skip_connect', 1)], [('none', 2)]],"
-                       " normal_concat=[2, 3], reduce=[[], [('skip_connect', 0)]], reduce_concat=[3])")
-    assert g.normal[1] == (('none', 2),) and g.reduce[0] == ()
+    g = Genotype.parse(
+        "Genotype(normal=[[('sep_conv_3x3', 0), ('skip_connect', 1)], [('none', 2)]],"
+        " normal_concat=[2, 3], reduce=[[], [('skip_connect', 0)]], reduce_concat=[3])"
+    )
+    assert g.normal[1] == (("none", 2),) and g.reduce[0] == ()
 
 
 # --- parse: rejected syntax -----------------------------------------------------------
+
 
 def test_parse_rejects_import_call():
     with pytest.raises(GenotypeError, match=r"expected 'Genotype'.*'__import__'"):
@@ -223,7 +260,9 @@ def test_parse_rejects_missing_keyword():
 
 def test_parse_rejects_duplicate_keyword():
     with pytest.raises(GenotypeError, match="keyword 'normal' given twice"):
-        Genotype.parse("Genotype(normal=[], normal=[], normal_concat=[2], reduce=[], reduce_concat=[2])")
+        Genotype.parse(
+            "Genotype(normal=[], normal=[], normal_concat=[2], reduce=[], reduce_concat=[2])"
+        )
 
 
 def test_parse_rejects_trailing_text():
@@ -238,7 +277,7 @@ def test_parse_rejects_unknown_character():
 
 def test_parse_rejects_truncated_text():
     with pytest.raises(GenotypeError, match="found end of text"):
-        Genotype.parse(DARTS_V2_TEXT[:DARTS_V2_TEXT.index(", normal_concat")])
+        Genotype.parse(DARTS_V2_TEXT[: DARTS_V2_TEXT.index(", normal_concat")])
 
 
 def test_parse_rejects_unterminated_string():
@@ -247,14 +286,20 @@ def test_parse_rejects_unterminated_string():
 
 
 def test_parse_rejects_odd_flat_pair_count():
-    with pytest.raises(GenotypeError, match="normal: flat form needs an even number of pairs, got 1"):
-        Genotype.parse("Genotype(normal=[('none', 0)], normal_concat=[2], reduce=[], reduce_concat=[2])")
+    with pytest.raises(
+        GenotypeError, match="normal: flat form needs an even number of pairs, got 1"
+    ):
+        Genotype.parse(
+            "Genotype(normal=[('none', 0)], normal_concat=[2], reduce=[], reduce_concat=[2])"
+        )
 
 
 def test_parse_rejects_mixed_flat_and_nested():
     with pytest.raises(GenotypeError, match="reduce: mixes flat"):
-        Genotype.parse("Genotype(normal=[], normal_concat=[2], "
-                       "reduce=[('none', 0), [('none', 1)]], reduce_concat=[2])")
+        Genotype.parse(
+            "Genotype(normal=[], normal_concat=[2], "
+            "reduce=[('none', 0), [('none', 1)]], reduce_concat=[2])"
+        )
 
 
 def test_parse_rejects_non_text():
@@ -263,6 +308,7 @@ def test_parse_rejects_non_text():
 
 
 # --- from_dict / from_json / constructor errors -----------------------------------------
+
 
 def test_from_dict_rejects_missing_key():
     d = {k: v for k, v in SMALL.items() if k != "reduce_concat"}
@@ -282,13 +328,17 @@ def test_from_dict_rejects_non_mapping():
 
 def test_from_dict_rejects_non_int_index():
     d = {**SMALL, "normal": [[["sep_conv_3x3", "0"], ["skip_connect", 1]]]}
-    with pytest.raises(GenotypeError, match=r"normal, node 0, edge 0: index must be an int, got '0'"):
+    with pytest.raises(
+        GenotypeError, match=r"normal, node 0, edge 0: index must be an int, got '0'"
+    ):
         Genotype.from_dict(d)
 
 
 def test_from_dict_rejects_bool_index():
     d = {**SMALL, "reduce": [[["max_pool_3x3", 0], ["max_pool_3x3", True]]]}
-    with pytest.raises(GenotypeError, match=r"reduce, node 0, edge 1: index must be an int, got True"):
+    with pytest.raises(
+        GenotypeError, match=r"reduce, node 0, edge 1: index must be an int, got True"
+    ):
         Genotype.from_dict(d)
 
 
@@ -312,7 +362,9 @@ def test_from_dict_rejects_op_with_quote():
 
 def test_from_dict_rejects_edge_that_is_not_a_pair():
     d = {**SMALL, "normal": [[["sep_conv_3x3", 0, 1]]]}
-    with pytest.raises(GenotypeError, match=r"normal, node 0, edge 0: expected an \(op, index\) pair"):
+    with pytest.raises(
+        GenotypeError, match=r"normal, node 0, edge 0: expected an \(op, index\) pair"
+    ):
         Genotype.from_dict(d)
 
 
@@ -343,22 +395,31 @@ def test_from_json_wraps_decode_errors():
 
 # --- validate -----------------------------------------------------------------------
 
+
 def test_validate_catches_unknown_op():
-    g = Genotype.from_flat([('conv_9x9', 0), ('none', 1)], [2], [('none', 0), ('none', 1)], [2])
+    g = Genotype.from_flat([("conv_9x9", 0), ("none", 1)], [2], [("none", 0), ("none", 1)], [2])
     with pytest.raises(GenotypeError, match=r"normal cell, node 0, edge 0: unknown op 'conv_9x9'"):
         g.validate()
 
 
 def test_validate_accepts_custom_primitives():
-    g = Genotype.from_flat([('conv_9x9', 0), ('conv_9x9', 1)], [2], [('conv_9x9', 0), ('conv_9x9', 1)], [2])
-    assert g.validate(primitives=['conv_9x9']) is g
+    g = Genotype.from_flat(
+        [("conv_9x9", 0), ("conv_9x9", 1)], [2], [("conv_9x9", 0), ("conv_9x9", 1)], [2]
+    )
+    assert g.validate(primitives=["conv_9x9"]) is g
 
 
 def test_validate_catches_input_index_beyond_its_node():
     # Node 1 may read inputs 0..2 (c_{k-2}, c_{k-1}, node 0); 3 is itself.
-    g = Genotype.from_flat([('none', 0), ('none', 1), ('none', 0), ('none', 3)], [2, 3],
-                           [('none', 0), ('none', 1), ('none', 0), ('none', 2)], [2, 3])
-    with pytest.raises(GenotypeError, match=r"normal cell, node 1, edge 1: input index 3 out of range 0\.\.2"):
+    g = Genotype.from_flat(
+        [("none", 0), ("none", 1), ("none", 0), ("none", 3)],
+        [2, 3],
+        [("none", 0), ("none", 1), ("none", 0), ("none", 2)],
+        [2, 3],
+    )
+    with pytest.raises(
+        GenotypeError, match=r"normal cell, node 1, edge 1: input index 3 out of range 0\.\.2"
+    ):
         g.validate()
 
 

@@ -85,7 +85,9 @@ def test_describe_genotype_gives_darts_v2_cifar_published_params():
 
 
 def test_describe_genotype_macs_leave_the_auxiliary_head_out():
-    info = describe_genotype(DARTS_V2, "cifar", C=8, layers=5, num_classes=10, in_channels=1, image_size=8)
+    info = describe_genotype(
+        DARTS_V2, "cifar", C=8, layers=5, num_classes=10, in_channels=1, image_size=8
+    )
     without_head = NetworkCIFAR(DARTS_V2, C=8, layers=5, num_classes=10, in_channels=1)
     assert info["macs"] == count_macs(without_head, (1, 8, 8))
     assert info["params"] == count_parameters(without_head)

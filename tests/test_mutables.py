@@ -59,6 +59,7 @@ def x() -> torch.Tensor:
 
 # ---------------------------------------------------------------- DifferentiableOP
 
+
 def test_differentiable_op_is_softmax_weighted_sum_of_choices(x):
     lin = nn.Linear(3, 3)
     op = DifferentiableOP({"a": Scale(1.0), "b": Scale(-2.0), "c": lin}, "op")
@@ -102,12 +103,15 @@ def test_build_arch_param_is_none_without_arch_param(cls):
 
 
 def test_choices_may_be_given_as_module_dict(x):
-    op = DifferentiableOP(nn.ModuleDict({"a": Scale(2.0), "b": Scale(3.0)}), "op", with_arch_param=False)
+    op = DifferentiableOP(
+        nn.ModuleDict({"a": Scale(2.0), "b": Scale(3.0)}), "op", with_arch_param=False
+    )
     assert op.choice_names == ["a", "b"]
     torch.testing.assert_close(op(x), 5.0 * x)
 
 
 # ---------------------------------------------------------------- defect 4: missing binding
+
 
 @pytest.mark.parametrize("cls", [DifferentiableOP, GumbelOP])
 def test_op_with_arch_param_but_no_binding_raises_naming_space_id(cls, x):
@@ -124,6 +128,7 @@ def test_edge_with_arch_param_but_no_binding_raises_naming_space_id(cls, x):
 
 
 # ---------------------------------------------------------------- Gumbel: defect 1, temperature
+
 
 def test_gumbel_edge_with_defaults_runs_forward(x):
     edge = GumbelEdge({"a": Scale(1.0), "b": Scale(2.0)}, "gedge", hard=True)
@@ -155,6 +160,7 @@ def test_set_temperature_changes_next_soft_gumbel_forward(kind, x):
 
         def run():
             return mutable(inputs)
+
     mutable.bind_arch_param(alpha)
     mutable.gumbel_noise = lambda a: g
     outputs = [c * inp for c, inp in zip(scales, inputs)]
@@ -218,12 +224,15 @@ def test_gdas_alpha_gradient_matches_closed_form(g, k, x):
     a = torch.tensor(GDAS_ALPHA)
     soft = manual_softmax((a + g) / tau)
     upstream = (c * x * GDAS_SCALES[k]).sum()
-    expected = torch.stack([upstream * soft[k] * ((1.0 if j == k else 0.0) - soft[j]) / tau for j in range(3)])
+    expected = torch.stack(
+        [upstream * soft[k] * ((1.0 if j == k else 0.0) - soft[j]) / tau for j in range(3)]
+    )
     torch.testing.assert_close(alpha.grad, expected)
     assert (alpha.grad != 0).all()
 
 
 # ---------------------------------------------------------------- defect 2: skip from indices
+
 
 def test_soft_differentiable_op_calls_every_choice_once(x):
     op = DifferentiableOP(counters(1.0, 2.0, 3.0), "op")
@@ -259,6 +268,7 @@ def test_hard_gumbel_op_with_random_noise_runs_one_choice_per_forward(x):
 
 # ---------------------------------------------------------------- GumbelEdge, num_chosen = 2
 
+
 def _top2_edge(x):
     edge = GumbelEdge(counters(1.0, 10.0, 100.0, 1000.0), "top2", hard=True, num_chosen=2)
     edge.bind_arch_param(torch.tensor([0.5, 0.0, 0.2, -0.3]))
@@ -276,7 +286,9 @@ def test_hard_gumbel_edge_num_chosen_2_runs_the_top2_of_alpha_plus_noise(x):
 
 def test_hard_gumbel_edge_num_chosen_2_outputs_sum_of_the_two_chosen(x):
     edge, inputs = _top2_edge(x)
-    torch.testing.assert_close(edge(inputs), inputs[1] * 10.0 + inputs[3] * 1000.0, rtol=0, atol=1e-4)
+    torch.testing.assert_close(
+        edge(inputs), inputs[1] * 10.0 + inputs[3] * 1000.0, rtol=0, atol=1e-4
+    )
 
 
 def test_hard_gumbel_edge_num_chosen_2_picks_two_distinct_with_random_noise(x):
@@ -291,6 +303,7 @@ def test_hard_gumbel_edge_num_chosen_2_picks_two_distinct_with_random_noise(x):
 
 
 # ---------------------------------------------------------------- defect 5: choice_mask
+
 
 def _three_choice_op():
     return DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0), "c": Scale(3.0)}, "mask_op")
@@ -322,6 +335,7 @@ def test_export_updates_choice_mask_and_state_dict():
 
 
 # ---------------------------------------------------------------- defect 6: inputs after export
+
 
 def _abc_edge(cls=DifferentiableEdge):
     edge = cls({"a": Scale(1.0), "b": Scale(10.0), "c": Scale(100.0)}, "e6", with_arch_param=True)
@@ -361,6 +375,7 @@ def test_exported_edge_still_needs_one_input_per_original_choice():
 
 # ---------------------------------------------------------------- exported modules
 
+
 @pytest.mark.parametrize("cls", [DifferentiableOP, GumbelOP])
 def test_exported_op_runs_only_chosen_without_binding(cls, x):
     op = cls(counters(1.0, 2.0, 3.0), "exp_op")
@@ -397,8 +412,9 @@ def test_export_removes_unchosen_modules():
 BAD_CONSTRUCTIONS = {
     "empty choices": lambda: DifferentiableOP({}, "bad_sid"),
     "num_chosen 0": lambda: DifferentiableOP({"a": Scale(1.0)}, "bad_sid", num_chosen=0),
-    "num_chosen > n": lambda: DifferentiableEdge({"a": Scale(1.0), "b": Scale(1.0)}, "bad_sid",
-                                                 with_arch_param=False, num_chosen=3),
+    "num_chosen > n": lambda: DifferentiableEdge(
+        {"a": Scale(1.0), "b": Scale(1.0)}, "bad_sid", with_arch_param=False, num_chosen=3
+    ),
     "non-module choice": lambda: DifferentiableOP({"a": Scale(1.0), "b": lambda t: t}, "bad_sid"),
 }
 
@@ -449,6 +465,7 @@ def test_alpha_on_other_device_than_input_raises_naming_space_id(kind, x):
 
 
 # ---------------------------------------------------------------- OneShotOP
+
 
 def test_one_shot_op_forward_before_set_active_raises_naming_space_id(x):
     op = OneShotOP(counters(1.0, 2.0), "spos")

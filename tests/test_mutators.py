@@ -14,7 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from gradnas.mutables import DifferentiableEdge, DifferentiableOP, GumbelEdge, GumbelOP, MutableModule, OneShotOP
+from gradnas.mutables import (
+    DifferentiableEdge,
+    DifferentiableOP,
+    GumbelEdge,
+    GumbelOP,
+    MutableModule,
+    OneShotOP,
+)
 from gradnas.mutators import DartsMutator, DiffMutator, OneShotMutator, deploy_subnet
 
 
@@ -59,17 +66,26 @@ def x() -> torch.Tensor:
 
 # ---------------------------------------------------------------- a small supernet
 
+
 class SmallNet(nn.Module):
     """op1 and op2 share the decision 'shared', op3 is 'solo'; the edge has no alpha."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.op1 = DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0), "lin": nn.Linear(3, 3)}, "shared")
-        self.op2 = DifferentiableOP({"a": Scale(-1.0), "b": Scale(0.5), "lin": nn.Linear(3, 3)}, "shared")
+        self.op1 = DifferentiableOP(
+            {"a": Scale(1.0), "b": Scale(2.0), "lin": nn.Linear(3, 3)}, "shared"
+        )
+        self.op2 = DifferentiableOP(
+            {"a": Scale(-1.0), "b": Scale(0.5), "lin": nn.Linear(3, 3)}, "shared"
+        )
         self.op3 = DifferentiableOP({"p": Scale(3.0), "q": nn.Linear(3, 3)}, "solo")
-        self.edge = DifferentiableEdge({"from_op2": nn.Identity(), "from_op3": nn.Identity()}, "join",
-                                       with_arch_param=False, num_chosen=2)
+        self.edge = DifferentiableEdge(
+            {"from_op2": nn.Identity(), "from_op3": nn.Identity()},
+            "join",
+            with_arch_param=False,
+            num_chosen=2,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.edge([self.op2(self.op1(x)), self.op3(x)])
@@ -100,6 +116,7 @@ def bound() -> tuple[SmallNet, DiffMutator]:
 
 
 # ---------------------------------------------------------------- DiffMutator: ownership
+
 
 def test_one_alpha_per_decision_with_an_arch_param(bound):
     _, mutator = bound
@@ -142,10 +159,12 @@ def test_mutator_state_dict_holds_exactly_the_alphas(bound):
 
 
 def test_mutables_sharing_space_id_with_different_choices_raise_naming_it():
-    net = nn.ModuleList([
-        DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "clash"),
-        DifferentiableOP({"a": Scale(1.0), "c": Scale(2.0)}, "clash"),
-    ])
+    net = nn.ModuleList(
+        [
+            DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "clash"),
+            DifferentiableOP({"a": Scale(1.0), "c": Scale(2.0)}, "clash"),
+        ]
+    )
     with pytest.raises(ValueError, match="clash"):
         DiffMutator().prepare_from_supernet(net)
 
@@ -156,6 +175,7 @@ def test_supernet_without_mutables_raises():
 
 
 # ---------------------------------------------------------------- DiffMutator: forward and gradients
+
 
 def test_plain_forward_uses_the_bound_alphas(bound, x):
     net, mutator = bound
@@ -224,13 +244,16 @@ def test_mutator_to_float64_keeps_the_binding(bound, x):
 
 # ---------------------------------------------------------------- DiffMutator: temperature
 
+
 def test_mutator_set_temperature_reaches_every_gumbel_mutable():
-    net = nn.ModuleList([
-        GumbelOP({"a": Scale(1.0), "b": Scale(2.0)}, "g_shared"),
-        GumbelOP({"a": Scale(1.0), "b": Scale(2.0)}, "g_shared"),
-        GumbelEdge({"i": nn.Identity(), "j": nn.Identity()}, "g_edge"),
-        DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "plain"),  # has no temperature
-    ])
+    net = nn.ModuleList(
+        [
+            GumbelOP({"a": Scale(1.0), "b": Scale(2.0)}, "g_shared"),
+            GumbelOP({"a": Scale(1.0), "b": Scale(2.0)}, "g_shared"),
+            GumbelEdge({"i": nn.Identity(), "j": nn.Identity()}, "g_edge"),
+            DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "plain"),  # has no temperature
+        ]
+    )
     mutator = DiffMutator()
     mutator.prepare_from_supernet(net)
     mutator.set_temperature(0.25)
@@ -255,10 +278,15 @@ class ToyCell(nn.Module):
 
     def __init__(self, node1_alpha: bool = False, node1_keep: int = 2) -> None:
         super().__init__()
-        self.node0 = DifferentiableEdge({"s0": mixed("e00"), "s1": mixed("e01")}, "node0",
-                                        with_arch_param=False, num_chosen=2)
-        self.node1 = DifferentiableEdge({"s0": mixed("e10"), "s1": mixed("e11"), "n0": mixed("e12")}, "node1",
-                                        with_arch_param=node1_alpha, num_chosen=node1_keep)
+        self.node0 = DifferentiableEdge(
+            {"s0": mixed("e00"), "s1": mixed("e01")}, "node0", with_arch_param=False, num_chosen=2
+        )
+        self.node1 = DifferentiableEdge(
+            {"s0": mixed("e10"), "s1": mixed("e11"), "n0": mixed("e12")},
+            "node1",
+            with_arch_param=node1_alpha,
+            num_chosen=node1_keep,
+        )
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         n0 = self.node0([s0, s1])
@@ -275,10 +303,10 @@ def darts_case(node1_alpha: bool = False, node1_keep: int = 2, ignore_choices=("
 
 def set_plain_darts_alphas(mutator: DartsMutator) -> None:
     #                       none  a     b
-    set_probs(mutator, "e00", [0.6, 0.3, 0.1])    # none strongest, ignored -> a (0.3)
-    set_probs(mutator, "e01", [0.2, 0.1, 0.7])    # -> b (0.7)
-    set_probs(mutator, "e10", [0.1, 0.5, 0.4])    # -> a, strength 0.5
-    set_probs(mutator, "e11", [0.7, 0.2, 0.1])    # -> a, strength 0.2 (none's 0.7 does not count)
+    set_probs(mutator, "e00", [0.6, 0.3, 0.1])  # none strongest, ignored -> a (0.3)
+    set_probs(mutator, "e01", [0.2, 0.1, 0.7])  # -> b (0.7)
+    set_probs(mutator, "e10", [0.1, 0.5, 0.4])  # -> a, strength 0.5
+    set_probs(mutator, "e11", [0.7, 0.2, 0.1])  # -> a, strength 0.2 (none's 0.7 does not count)
     set_probs(mutator, "e12", [0.15, 0.05, 0.8])  # -> b, strength 0.8
 
 
@@ -351,8 +379,12 @@ def test_edge_with_alpha_keeps_num_chosen_inputs(keep, expected):
 
 
 def test_edge_with_alpha_and_plain_modules_keeps_top_num_chosen_by_edge_alpha():
-    edge = DifferentiableEdge({"p": nn.Identity(), "q": nn.Identity(), "r": nn.Identity()}, "plain_edge",
-                              with_arch_param=True, num_chosen=2)
+    edge = DifferentiableEdge(
+        {"p": nn.Identity(), "q": nn.Identity(), "r": nn.Identity()},
+        "plain_edge",
+        with_arch_param=True,
+        num_chosen=2,
+    )
     mutator = DartsMutator()
     mutator.prepare_from_supernet(nn.ModuleList([edge]))
     set_probs(mutator, "plain_edge", [0.5, 0.2, 0.3])  # top-2: p (0.5), r (0.3)
@@ -370,9 +402,14 @@ def test_darts_mutator_without_ignored_choices_picks_none_when_strongest():
 
 # ---------------------------------------------------------------- deploy_subnet
 
+
 def all_counters(cell: ToyCell) -> dict[tuple[str, str], Counter]:
-    return {(m.space_id, name): c for m in cell.modules() if isinstance(m, DifferentiableOP)
-            for name, c in m.choices.items()}
+    return {
+        (m.space_id, name): c
+        for m in cell.modules()
+        if isinstance(m, DifferentiableOP)
+        for name, c in m.choices.items()
+    }
 
 
 def choice_names(net: nn.Module) -> dict[str, list[str]]:
@@ -394,14 +431,22 @@ def test_deployed_cell_runs_only_the_chosen_ops(deployed, x):
     cell, counters = deployed
     cell(x, x + 1.0)
     chosen = {("e00", "a"), ("e01", "b"), ("e10", "a"), ("e12", "b")}
-    assert {key: c.calls for key, c in counters.items()} == {key: int(key in chosen) for key in counters}
+    assert {key: c.calls for key, c in counters.items()} == {
+        key: int(key in chosen) for key in counters
+    }
 
 
 def test_deployed_cell_drops_unchosen_edges_and_ops(deployed):
     cell, _ = deployed
     assert set(cell.node1.choice_names) == {"s0", "n0"}
-    assert choice_names(cell) == {"node0": ["s0", "s1"], "e00": ["a"], "e01": ["b"],
-                                  "node1": ["s0", "n0"], "e10": ["a"], "e12": ["b"]}
+    assert choice_names(cell) == {
+        "node0": ["s0", "s1"],
+        "e00": ["a"],
+        "e01": ["b"],
+        "node1": ["s0", "n0"],
+        "e10": ["a"],
+        "e12": ["b"],
+    }
 
 
 def test_deployed_cell_output_matches_hand_computation(deployed, x):
@@ -435,18 +480,24 @@ def test_deploy_with_missing_decision_raises_naming_it():
 
 # ---------------------------------------------------------------- OneShotMutator
 
+
 def one_shot_net() -> nn.ModuleList:
-    return nn.ModuleList([
-        OneShotOP({"a": Counter(1.0), "b": Counter(2.0), "c": Counter(3.0)}, "s1"),
-        OneShotOP({"x": Counter(4.0), "y": Counter(5.0)}, "s2"),
-        OneShotOP({"x": Counter(6.0), "y": Counter(7.0)}, "s2"),
-    ])
+    return nn.ModuleList(
+        [
+            OneShotOP({"a": Counter(1.0), "b": Counter(2.0), "c": Counter(3.0)}, "s1"),
+            OneShotOP({"x": Counter(4.0), "y": Counter(5.0)}, "s2"),
+            OneShotOP({"x": Counter(6.0), "y": Counter(7.0)}, "s2"),
+        ]
+    )
 
 
 def test_one_shot_sample_is_reproducible_with_a_seeded_generator():
     mutator = OneShotMutator()
     mutator.prepare_from_supernet(one_shot_net())
-    draws = [[mutator.sample_subnet(torch.Generator().manual_seed(seed)) for seed in range(10)] for _ in range(2)]
+    draws = [
+        [mutator.sample_subnet(torch.Generator().manual_seed(seed)) for seed in range(10)]
+        for _ in range(2)
+    ]
     assert draws[0] == draws[1]
 
 
@@ -473,7 +524,11 @@ def test_one_shot_set_subnet_makes_each_op_run_its_chosen_choice(x):
 
 
 def test_one_shot_mutator_rejects_a_differentiable_op():
-    net = nn.ModuleList([OneShotOP({"a": Scale(1.0)}, "ok"),
-                         DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "diff_sid")])
+    net = nn.ModuleList(
+        [
+            OneShotOP({"a": Scale(1.0)}, "ok"),
+            DifferentiableOP({"a": Scale(1.0), "b": Scale(2.0)}, "diff_sid"),
+        ]
+    )
     with pytest.raises(ValueError, match="diff_sid"):
         OneShotMutator().prepare_from_supernet(net)

@@ -1,4 +1,5 @@
 """Tests for the NAS-Bench-201 space: op table, cell, supernet, derivation, arch strings, fixed network."""
+
 import functools
 import json
 
@@ -17,7 +18,14 @@ from gradnas.spaces.nb201.ops import NB201_PRIMITIVES, ReLUConvBN, build_op
 
 # The example of the brief / the benchmark's notation: node 1 <- 0; node 2 <- 0, 1; node 3 <- 0, 1, 2.
 EXAMPLE = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
-EXAMPLE_OPS = ("nor_conv_3x3", "none", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3")
+EXAMPLE_OPS = (
+    "nor_conv_3x3",
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "avg_pool_3x3",
+    "nor_conv_3x3",
+)
 
 
 def all_edges(op: str) -> str:
@@ -36,12 +44,15 @@ def prepared(net: nn.Module) -> DartsMutator:
 
 # -- independent parameter formulas ---------------------------------------------
 
+
 def skeleton_params(C: int, num_classes: int, in_channels: int = 3) -> int:
     """Weights outside the cells, counted by hand from the benchmark's layer list."""
     stem = 9 * in_channels * C + 2 * C  # 3x3 conv, affine BN
 
     def reduction(c_in: int, c_out: int) -> int:
-        return 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out  # conv_a, conv_b, 1x1
+        return (
+            9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out
+        )  # conv_a, conv_b, 1x1
 
     head = 2 * 4 * C + 4 * C * num_classes + num_classes  # affine BN, linear
     return stem + reduction(C, 2 * C) + reduction(2 * C, 4 * C) + head
@@ -54,9 +65,16 @@ def op_params(op: str, c: int, affine: bool) -> int:
 
 # -- op table --------------------------------------------------------------------
 
+
 def test_primitives_are_the_benchmarks_five_ops_in_its_order():
     # AutoDL-Projects lib/models/cell_operations.py, NAS_BENCH_201.
-    assert NB201_PRIMITIVES == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    assert NB201_PRIMITIVES == (
+        "none",
+        "skip_connect",
+        "nor_conv_1x1",
+        "nor_conv_3x3",
+        "avg_pool_3x3",
+    )
 
 
 def test_avg_pool_does_not_count_padding():
@@ -69,7 +87,9 @@ def test_avg_pool_does_not_count_padding():
 
 
 def test_avg_pool_has_no_batchnorm():
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in build_op("avg_pool_3x3", 4, affine=False).modules())
+    assert not any(
+        isinstance(m, nn.BatchNorm2d) for m in build_op("avg_pool_3x3", 4, affine=False).modules()
+    )
 
 
 @pytest.mark.parametrize("name,kernel", [("nor_conv_1x1", 1), ("nor_conv_3x3", 3)])
@@ -78,7 +98,9 @@ def test_conv_op_is_relu_conv_bn(name, kernel):
     op = build_op(name, 3, affine=False)
     x = torch.randn(2, 3, 6, 6)
     conv = next(m for m in op.modules() if isinstance(m, nn.Conv2d))
-    expected = F.batch_norm(F.conv2d(F.relu(x), conv.weight, padding=kernel // 2), None, None, training=True)
+    expected = F.batch_norm(
+        F.conv2d(F.relu(x), conv.weight, padding=kernel // 2), None, None, training=True
+    )
     assert conv.weight.shape == (3, 3, kernel, kernel) and conv.bias is None
     assert torch.allclose(op(x), expected, atol=1e-5)
 
@@ -101,19 +123,30 @@ def test_build_op_names_an_unknown_op():
 def test_search_ops_are_affine_free_and_track_stats():
     # NAS201SearchCell defaults (affine=False, track_running_stats=True), as the documented search commands use.
     net = NB201SearchNetwork(C=4, N=1)
-    bns = [m for cell in net.cells if isinstance(cell, NB201Cell) for m in cell.modules()
-           if isinstance(m, nn.BatchNorm2d)]
+    bns = [
+        m
+        for cell in net.cells
+        if isinstance(cell, NB201Cell)
+        for m in cell.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     assert bns and all(not bn.affine and bn.track_running_stats for bn in bns)
 
 
 def test_fixed_network_ops_are_affine():
     net = NB201Network(all_edges("nor_conv_3x3"), C=4, N=1)
-    bns = [m for cell in net.cells if isinstance(cell, NB201Cell) for m in cell.modules()
-           if isinstance(m, nn.BatchNorm2d)]
+    bns = [
+        m
+        for cell in net.cells
+        if isinstance(cell, NB201Cell)
+        for m in cell.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     assert len(bns) == 3 * 6 and all(bn.affine and bn.track_running_stats for bn in bns)
 
 
 # -- the cell ----------------------------------------------------------------------
+
 
 def test_cell_sums_incoming_edges_node_by_node():
     # Edges that scale by distinct constants make the cell a polynomial we can write down.
@@ -136,6 +169,7 @@ def test_cell_sums_incoming_edges_node_by_node():
 
 
 # -- the supernet -----------------------------------------------------------------
+
 
 def test_supernet_forward_backward_gives_every_weight_and_alpha_a_gradient():
     torch.manual_seed(0)
@@ -178,8 +212,10 @@ def test_supernet_parameters_hold_no_alpha():
 def test_supernet_weight_count_matches_the_layer_formula():
     # Per cell, 6 edges each with an affine-free 1x1 and 3x3 conv: 6 * 10 c^2 weights.
     C, N = 16, 5
-    cells = N * sum(6 * (op_params("nor_conv_1x1", c, False) + op_params("nor_conv_3x3", c, False))
-                    for c in (C, 2 * C, 4 * C))
+    cells = N * sum(
+        6 * (op_params("nor_conv_1x1", c, False) + op_params("nor_conv_3x3", c, False))
+        for c in (C, 2 * C, 4 * C)
+    )
     assert num_params(NB201SearchNetwork(C=C, N=N)) == skeleton_params(C, 10) + cells
 
 
@@ -201,10 +237,13 @@ def test_supernet_edge_mutables_offer_the_five_ops():
 
 # -- derivation -------------------------------------------------------------------
 
+
 def test_derivation_keeps_none_where_it_is_strongest():
     net = NB201SearchNetwork(C=4, N=1)
     mutator = prepared(net)
-    wanted = dict(zip(EDGES, ("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3", "none")))
+    wanted = dict(
+        zip(EDGES, ("nor_conv_3x3", "skip_connect", "none", "nor_conv_1x1", "avg_pool_3x3", "none"))
+    )
     with torch.no_grad():
         for (i, j), op in wanted.items():
             alpha = mutator.arch_params[edge_space_id(i, j)]
@@ -233,13 +272,17 @@ def test_to_arch_rejects_an_edge_with_two_ops():
 
 # -- the arch value ---------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    EXAMPLE,
-    all_edges("none"),
-    all_edges("nor_conv_3x3"),
-    "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",  # the benchmark's ResNet
-    "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        EXAMPLE,
+        all_edges("none"),
+        all_edges("nor_conv_3x3"),
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",  # the benchmark's ResNet
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|",
+    ],
+)
 def test_arch_string_round_trips(text):
     assert str(NB201Arch.parse(text)) == text
 
@@ -247,22 +290,33 @@ def test_arch_string_round_trips(text):
 def test_parse_reads_ops_edge_by_edge():
     arch = NB201Arch.parse(EXAMPLE)
     assert arch.ops == EXAMPLE_OPS
-    assert [(i, j, op) for i, j, op in arch.edges()] == [(i, j, op) for (i, j), op in zip(EDGES, EXAMPLE_OPS)]
-    assert arch.nodes == ((("nor_conv_3x3", 0),),
-                          (("none", 0), ("skip_connect", 1)),
-                          (("nor_conv_1x1", 0), ("avg_pool_3x3", 1), ("nor_conv_3x3", 2)))
+    assert [(i, j, op) for i, j, op in arch.edges()] == [
+        (i, j, op) for (i, j), op in zip(EDGES, EXAMPLE_OPS)
+    ]
+    assert arch.nodes == (
+        (("nor_conv_3x3", 0),),
+        (("none", 0), ("skip_connect", 1)),
+        (("nor_conv_1x1", 0), ("avg_pool_3x3", 1), ("nor_conv_3x3", 2)),
+    )
 
 
 def test_parse_accepts_inputs_in_any_order_and_writes_them_by_source():
-    shuffled = "|nor_conv_3x3~0|+|skip_connect~1|none~0|+|nor_conv_3x3~2|nor_conv_1x1~0|avg_pool_3x3~1|"
+    shuffled = (
+        "|nor_conv_3x3~0|+|skip_connect~1|none~0|+|nor_conv_3x3~2|nor_conv_1x1~0|avg_pool_3x3~1|"
+    )
     assert str(NB201Arch.parse(shuffled)) == EXAMPLE
 
 
 def test_arch_dict_and_json_round_trip():
     arch = NB201Arch.parse(EXAMPLE)
     d = json.loads(json.dumps(arch.to_dict()))
-    assert d == {"nodes": [[["nor_conv_3x3", 0]], [["none", 0], ["skip_connect", 1]],
-                           [["nor_conv_1x1", 0], ["avg_pool_3x3", 1], ["nor_conv_3x3", 2]]]}
+    assert d == {
+        "nodes": [
+            [["nor_conv_3x3", 0]],
+            [["none", 0], ["skip_connect", 1]],
+            [["nor_conv_1x1", 0], ["avg_pool_3x3", 1], ["nor_conv_3x3", 2]],
+        ]
+    }
     assert NB201Arch.from_dict(d) == arch
     assert NB201Arch.from_json(arch.to_json()) == arch
 
@@ -274,20 +328,44 @@ def test_arch_is_immutable_and_hashable():
     assert len({arch, NB201Arch(list(EXAMPLE_OPS))}) == 1
 
 
-@pytest.mark.parametrize("text,message", [
-    (EXAMPLE.replace("avg_pool_3x3", "max_pool_3x3"), "node 3: unknown op 'max_pool_3x3'"),
-    ("|nor_conv_3x3~0|+|none~0|skip_connect~1|", "3 nodes joined by '\\+', got 2"),
-    (EXAMPLE + "+|none~0|", "3 nodes joined by '\\+', got 4"),
-    ("|nor_conv_3x3~0|+|none~0|+|none~0|none~1|none~2|", "node 2 needs exactly 2 input"),
-    ("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|none~2|", "node 3 needs exactly 3 input"),
-    ("|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|", "node 1: source 1 is not an earlier node"),
-    ("|nor_conv_3x3~0|+|none~0|none~2|+|none~0|none~1|none~2|", "node 2: source 2 is not an earlier node"),
-    ("|nor_conv_3x3~0|+|none~0|none~0|+|none~0|none~1|none~2|", "node 2: source 0 appears more than once"),
-    ("|nor_conv_3x3~0|+|none~0|none1|+|none~0|none~1|none~2|", "input 'none1' must be op~source"),
-    ("|nor_conv_3x3~a|+|none~0|none~1|+|none~0|none~1|none~2|", "input 'nor_conv_3x3~a' must be op~source"),
-    ("nor_conv_3x3~0+|none~0|none~1|+|none~0|none~1|none~2|", "must be written \\|op~source\\|"),
-    ("", "3 nodes joined by"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (EXAMPLE.replace("avg_pool_3x3", "max_pool_3x3"), "node 3: unknown op 'max_pool_3x3'"),
+        ("|nor_conv_3x3~0|+|none~0|skip_connect~1|", "3 nodes joined by '\\+', got 2"),
+        (EXAMPLE + "+|none~0|", "3 nodes joined by '\\+', got 4"),
+        ("|nor_conv_3x3~0|+|none~0|+|none~0|none~1|none~2|", "node 2 needs exactly 2 input"),
+        (
+            "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|none~2|",
+            "node 3 needs exactly 3 input",
+        ),
+        (
+            "|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "node 1: source 1 is not an earlier node",
+        ),
+        (
+            "|nor_conv_3x3~0|+|none~0|none~2|+|none~0|none~1|none~2|",
+            "node 2: source 2 is not an earlier node",
+        ),
+        (
+            "|nor_conv_3x3~0|+|none~0|none~0|+|none~0|none~1|none~2|",
+            "node 2: source 0 appears more than once",
+        ),
+        (
+            "|nor_conv_3x3~0|+|none~0|none1|+|none~0|none~1|none~2|",
+            "input 'none1' must be op~source",
+        ),
+        (
+            "|nor_conv_3x3~a|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "input 'nor_conv_3x3~a' must be op~source",
+        ),
+        (
+            "nor_conv_3x3~0+|none~0|none~1|+|none~0|none~1|none~2|",
+            "must be written \\|op~source\\|",
+        ),
+        ("", "3 nodes joined by"),
+    ],
+)
 def test_parse_names_the_problem(text, message):
     with pytest.raises(ValueError, match=message):
         NB201Arch.parse(text)
@@ -321,6 +399,7 @@ def test_op_names_a_missing_edge():
 
 # -- the fixed network ------------------------------------------------------------
 
+
 def op_kind(module: nn.Module) -> str:
     """Which benchmark op a built module is, recognised from its layers, not from the table."""
     if isinstance(module, Zero):
@@ -351,7 +430,9 @@ def test_fixed_network_computes_exactly_the_archs_ops():
 
 def test_none_edges_add_zeros():
     torch.manual_seed(0)
-    arch = NB201Arch.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|")
+    arch = NB201Arch.parse(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"
+    )
     cell = NB201Network(arch, C=3, N=1).cells[0]
     zero_outputs = []
     for i, j in [(2, 1), (3, 0)]:
@@ -365,15 +446,18 @@ def test_none_edges_add_zeros():
     assert torch.allclose(out, n3, atol=1e-6)
 
 
-@pytest.mark.parametrize("op,num_classes,published", [
-    # NAS-Bench-201's benchmark data (NAS-Bench-201-v1_1-096897, field `params`, in millions, C=16, N=5):
-    # the largest network is all nor_conv_3x3, the smallest has weight-free cells.
-    ("nor_conv_3x3", 10, 1.531546),  # cifar10(-valid)
-    ("nor_conv_3x3", 100, 1.537396),  # cifar100
-    ("nor_conv_3x3", 120, 1.538696),  # ImageNet16-120
-    ("skip_connect", 10, 0.073306),
-    ("none", 100, 0.079156),
-])
+@pytest.mark.parametrize(
+    "op,num_classes,published",
+    [
+        # NAS-Bench-201's benchmark data (NAS-Bench-201-v1_1-096897, field `params`, in millions, C=16, N=5):
+        # the largest network is all nor_conv_3x3, the smallest has weight-free cells.
+        ("nor_conv_3x3", 10, 1.531546),  # cifar10(-valid)
+        ("nor_conv_3x3", 100, 1.537396),  # cifar100
+        ("nor_conv_3x3", 120, 1.538696),  # ImageNet16-120
+        ("skip_connect", 10, 0.073306),
+        ("none", 100, 0.079156),
+    ],
+)
 def test_fixed_network_has_the_benchmarks_parameter_count(op, num_classes, published):
     net = NB201Network(all_edges(op), C=16, N=5, num_classes=num_classes)
     assert num_params(net) == round(published * 1e6)
@@ -393,10 +477,17 @@ def test_digits_input_is_reduced_only_by_the_two_residual_blocks():
     net = NB201Network(EXAMPLE, C=4, N=1, num_classes=10, in_channels=1)
     seen = []
     for cell in net.cells:
-        cell.register_forward_hook(lambda m, args, out: seen.append((type(m).__name__, tuple(out.shape[1:]))))
+        cell.register_forward_hook(
+            lambda m, args, out: seen.append((type(m).__name__, tuple(out.shape[1:])))
+        )
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
-    assert seen == [("NB201Cell", (4, 8, 8)), ("ResidualReduction", (8, 4, 4)), ("NB201Cell", (8, 4, 4)),
-                    ("ResidualReduction", (16, 2, 2)), ("NB201Cell", (16, 2, 2))]
+    assert seen == [
+        ("NB201Cell", (4, 8, 8)),
+        ("ResidualReduction", (8, 4, 4)),
+        ("NB201Cell", (8, 4, 4)),
+        ("ResidualReduction", (16, 2, 2)),
+        ("NB201Cell", (16, 2, 2)),
+    ]
 
 
 def test_supernet_runs_on_digits():
@@ -411,10 +502,22 @@ def test_residual_reduction_is_the_sum_of_its_two_branches():
     block = ResidualReduction(2, 4)
     x = torch.randn(2, 2, 6, 6)
     conv_a, conv_b, shortcut_conv = block.conv_a[1], block.conv_b[1], block.shortcut[1]
-    a = F.batch_norm(F.conv2d(F.relu(x), conv_a.weight, stride=2, padding=1), None, None,
-                     block.conv_a[2].weight, block.conv_a[2].bias, training=True)
-    b = F.batch_norm(F.conv2d(F.relu(a), conv_b.weight, padding=1), None, None,
-                     block.conv_b[2].weight, block.conv_b[2].bias, training=True)
+    a = F.batch_norm(
+        F.conv2d(F.relu(x), conv_a.weight, stride=2, padding=1),
+        None,
+        None,
+        block.conv_a[2].weight,
+        block.conv_a[2].bias,
+        training=True,
+    )
+    b = F.batch_norm(
+        F.conv2d(F.relu(a), conv_b.weight, padding=1),
+        None,
+        None,
+        block.conv_b[2].weight,
+        block.conv_b[2].bias,
+        training=True,
+    )
     shortcut = F.conv2d(F.avg_pool2d(x, 2), shortcut_conv.weight)
     assert torch.allclose(block(x), shortcut + b, atol=1e-5)
 
@@ -425,11 +528,14 @@ def test_input_sides_must_be_multiples_of_4():
         net(torch.randn(2, 1, 6, 6))
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"N": 0}, "N must be an int >= 1"),
-    ({"C": 0}, "C must be an int >= 1"),
-    ({"num_classes": 1.5}, "num_classes must be an int >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"N": 0}, "N must be an int >= 1"),
+        ({"C": 0}, "C must be an int >= 1"),
+        ({"num_classes": 1.5}, "num_classes must be an int >= 1"),
+    ],
+)
 def test_bad_sizes_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NB201Network(EXAMPLE, **kwargs)

@@ -26,14 +26,32 @@ from gradnas.plots.run import plot_genotype, plot_run
 STEPS = 2
 # A steps=2 genotype: node 0 keeps (sep_conv_3x3 from c_{k-2}, skip_connect from c_{k-1}),
 # node 1 keeps (dil_conv_3x3 from node 0, max_pool_3x3 from c_{k-2}); (node 1, c_{k-1}) is dropped.
-TINY_GENOTYPE = Genotype(normal=[[('sep_conv_3x3', 0), ('skip_connect', 1)], [('dil_conv_3x3', 2), ('max_pool_3x3', 0)]],
-                         normal_concat=[2, 3],
-                         reduce=[[('max_pool_3x3', 1), ('sep_conv_5x5', 0)], [('skip_connect', 2), ('avg_pool_3x3', 1)]],
-                         reduce_concat=[2, 3])
-METRICS = [{"epoch": "1", "train_loss": "2.1", "train_acc": "0.31", "val_loss": "2.2", "val_acc": "0.28",
-            "weight_lr": "0.025", "seconds": "1.5"},
-           {"epoch": "2", "train_loss": "1.7", "train_acc": "0.45", "val_loss": "1.9", "val_acc": "0.40",
-            "weight_lr": "0.0125", "seconds": "1.4"}]
+TINY_GENOTYPE = Genotype(
+    normal=[[("sep_conv_3x3", 0), ("skip_connect", 1)], [("dil_conv_3x3", 2), ("max_pool_3x3", 0)]],
+    normal_concat=[2, 3],
+    reduce=[[("max_pool_3x3", 1), ("sep_conv_5x5", 0)], [("skip_connect", 2), ("avg_pool_3x3", 1)]],
+    reduce_concat=[2, 3],
+)
+METRICS = [
+    {
+        "epoch": "1",
+        "train_loss": "2.1",
+        "train_acc": "0.31",
+        "val_loss": "2.2",
+        "val_acc": "0.28",
+        "weight_lr": "0.025",
+        "seconds": "1.5",
+    },
+    {
+        "epoch": "2",
+        "train_loss": "1.7",
+        "train_acc": "0.45",
+        "val_loss": "1.9",
+        "val_acc": "0.40",
+        "weight_lr": "0.0125",
+        "seconds": "1.4",
+    },
+]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG_ROOT = "{http://www.w3.org/2000/svg}svg"
 
@@ -45,11 +63,22 @@ def softmax(xs):
 
 def tiny_alphas(epochs: int = 2) -> dict:
     """alphas.json content for a steps=2 space: weights drift from uniform, differently per edge."""
-    choices = {f"{cell}_node{i}_input{j}": list(PRIMITIVES)
-               for cell in ("normal", "reduce") for i in range(STEPS) for j in range(i + 2)}
-    history = [{"epoch": e, "probs": {sid: softmax([0.3 * e * ((k + n) % 5 - 2) for k in range(len(PRIMITIVES))])
-                                      for n, sid in enumerate(choices)}}
-               for e in range(epochs + 1)]
+    choices = {
+        f"{cell}_node{i}_input{j}": list(PRIMITIVES)
+        for cell in ("normal", "reduce")
+        for i in range(STEPS)
+        for j in range(i + 2)
+    }
+    history = [
+        {
+            "epoch": e,
+            "probs": {
+                sid: softmax([0.3 * e * ((k + n) % 5 - 2) for k in range(len(PRIMITIVES))])
+                for n, sid in enumerate(choices)
+            },
+        }
+        for e in range(epochs + 1)
+    ]
     return {"choices": choices, "history": history}
 
 
@@ -78,11 +107,15 @@ def plotted_run(tmp_path_factory):
     return folder, plot_run(folder, renderer="matplotlib")
 
 
-RUN_OUTPUTS = {f"{stem}.{ext}" for stem in ("alphas_normal", "alphas_reduce", "curves", "cell_normal", "cell_reduce")
-               for ext in ("png", "svg")} | {"cell_normal.dot", "cell_reduce.dot"}
+RUN_OUTPUTS = {
+    f"{stem}.{ext}"
+    for stem in ("alphas_normal", "alphas_reduce", "curves", "cell_normal", "cell_reduce")
+    for ext in ("png", "svg")
+} | {"cell_normal.dot", "cell_reduce.dot"}
 
 
 # --- plot_run ---------------------------------------------------------------------------------------------------
+
 
 def test_plot_run_writes_every_plot_of_a_full_run_folder(plotted_run):
     folder, paths = plotted_run
@@ -92,7 +125,11 @@ def test_plot_run_writes_every_plot_of_a_full_run_folder(plotted_run):
 
 def test_plot_run_leaves_no_temporary_files(plotted_run):
     folder, _ = plotted_run
-    assert {p.name for p in folder.iterdir()} == RUN_OUTPUTS | {"alphas.json", "genotype.json", "metrics.csv"}
+    assert {p.name for p in folder.iterdir()} == RUN_OUTPUTS | {
+        "alphas.json",
+        "genotype.json",
+        "metrics.csv",
+    }
 
 
 def test_every_png_is_a_valid_image_of_sensible_size(plotted_run):
@@ -135,19 +172,28 @@ def test_plot_run_names_a_corrupt_alphas_file(tmp_path):
 def test_plot_run_checks_every_file_before_drawing_any(tmp_path):
     write_run(tmp_path)
     (tmp_path / "metrics.csv").write_text("epoch,train_loss\n1,2.0\n")
-    with pytest.raises(ValueError, match=r"metrics\.csv: metrics: missing column\(s\) train_acc, val_loss, val_acc"):
+    with pytest.raises(
+        ValueError, match=r"metrics\.csv: metrics: missing column\(s\) train_acc, val_loss, val_acc"
+    ):
         plot_run(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"alphas.json", "genotype.json", "metrics.csv"}
 
 
 def test_plot_genotype_draws_both_cells_of_darts_v2(tmp_path):
     paths = plot_genotype(DARTS_V2, tmp_path / "out", renderer="matplotlib")
-    assert [p.name for p in paths] == ["cell_normal.png", "cell_normal.svg", "cell_normal.dot",
-                                       "cell_reduce.png", "cell_reduce.svg", "cell_reduce.dot"]
+    assert [p.name for p in paths] == [
+        "cell_normal.png",
+        "cell_normal.svg",
+        "cell_normal.dot",
+        "cell_reduce.png",
+        "cell_reduce.svg",
+        "cell_reduce.dot",
+    ]
     assert all(png_size(p)[0] > 400 for p in paths if p.suffix == ".png")
 
 
 # --- alphas -----------------------------------------------------------------------------------------------------
+
 
 def panels(fig):
     """Visible edge panels by title (the empty grid slots have no lines)."""
@@ -157,24 +203,39 @@ def panels(fig):
 def test_alphas_figure_has_one_panel_per_edge():
     fig = alphas_figure(AlphaHistory.from_json(tiny_alphas()), None, "normal")
     # steps=2: node 0 reads c_{k-2}, c_{k-1}; node 1 reads those and node 0.
-    assert set(panels(fig)) == {"node 0 \u2190 $c_{k-2}$", "node 0 \u2190 $c_{k-1}$", "node 1 \u2190 $c_{k-2}$",
-                                "node 1 \u2190 $c_{k-1}$", "node 1 \u2190 node 0"}
+    assert set(panels(fig)) == {
+        "node 0 \u2190 $c_{k-2}$",
+        "node 0 \u2190 $c_{k-1}$",
+        "node 1 \u2190 $c_{k-2}$",
+        "node 1 \u2190 $c_{k-1}$",
+        "node 1 \u2190 node 0",
+    }
 
 
 def test_alphas_figure_stars_exactly_the_edges_the_genotype_keeps():
     fig = alphas_figure(AlphaHistory.from_json(tiny_alphas()), TINY_GENOTYPE, "normal")
     starred = {title for title in panels(fig) if title.startswith("\u2605")}
-    assert starred == {"\u2605 node 0 \u2190 $c_{k-2}$", "\u2605 node 0 \u2190 $c_{k-1}$",
-                       "\u2605 node 1 \u2190 node 0", "\u2605 node 1 \u2190 $c_{k-2}$"}
+    assert starred == {
+        "\u2605 node 0 \u2190 $c_{k-2}$",
+        "\u2605 node 0 \u2190 $c_{k-1}$",
+        "\u2605 node 1 \u2190 node 0",
+        "\u2605 node 1 \u2190 $c_{k-2}$",
+    }
 
 
 def test_alphas_figure_draws_only_the_kept_op_bold():
     fig = alphas_figure(AlphaHistory.from_json(tiny_alphas()), TINY_GENOTYPE, "normal")
-    bold = {title: [line.get_label() for line in ax.lines if line.get_linewidth() == DERIVED_LW]
-            for title, ax in panels(fig).items()}
-    assert bold == {"\u2605 node 0 \u2190 $c_{k-2}$": ["sep_conv_3x3"], "\u2605 node 0 \u2190 $c_{k-1}$": ["skip_connect"],
-                    "\u2605 node 1 \u2190 node 0": ["dil_conv_3x3"], "\u2605 node 1 \u2190 $c_{k-2}$": ["max_pool_3x3"],
-                    "node 1 \u2190 $c_{k-1}$": []}
+    bold = {
+        title: [line.get_label() for line in ax.lines if line.get_linewidth() == DERIVED_LW]
+        for title, ax in panels(fig).items()
+    }
+    assert bold == {
+        "\u2605 node 0 \u2190 $c_{k-2}$": ["sep_conv_3x3"],
+        "\u2605 node 0 \u2190 $c_{k-1}$": ["skip_connect"],
+        "\u2605 node 1 \u2190 node 0": ["dil_conv_3x3"],
+        "\u2605 node 1 \u2190 $c_{k-2}$": ["max_pool_3x3"],
+        "node 1 \u2190 $c_{k-1}$": [],
+    }
 
 
 def test_alphas_lines_follow_the_history():
@@ -184,7 +245,9 @@ def test_alphas_lines_follow_the_history():
     line = next(line for line in ax.lines if line.get_label() == "avg_pool_3x3")
     k = PRIMITIVES.index("avg_pool_3x3")
     assert list(line.get_xdata()) == [0, 1, 2]
-    assert list(line.get_ydata()) == [entry["probs"]["reduce_node1_input2"][k] for entry in alphas["history"]]
+    assert list(line.get_ydata()) == [
+        entry["probs"]["reduce_node1_input2"][k] for entry in alphas["history"]
+    ]
 
 
 def test_alphas_ignore_edge_level_decisions():
@@ -197,7 +260,9 @@ def test_alphas_ignore_edge_level_decisions():
 
 def test_plot_alphas_skips_a_cell_type_without_op_decisions(tmp_path):
     alphas = tiny_alphas(epochs=1)
-    alphas["choices"] = {sid: names for sid, names in alphas["choices"].items() if sid.startswith("normal")}
+    alphas["choices"] = {
+        sid: names for sid, names in alphas["choices"].items() if sid.startswith("normal")
+    }
     paths = plot_alphas(alphas, None, tmp_path / "alphas")
     assert [p.name for p in paths] == ["alphas_normal.png", "alphas_normal.svg"]
 
@@ -205,7 +270,9 @@ def test_plot_alphas_skips_a_cell_type_without_op_decisions(tmp_path):
 def test_plot_alphas_rejects_a_wrong_number_of_weights(tmp_path):
     alphas = tiny_alphas()
     alphas["history"][1]["probs"]["normal_node0_input1"] = [0.5, 0.5]
-    with pytest.raises(ValueError, match=r"history\[1\] \(epoch 1\): 'normal_node0_input1' needs 8 weights"):
+    with pytest.raises(
+        ValueError, match=r"history\[1\] \(epoch 1\): 'normal_node0_input1' needs 8 weights"
+    ):
         plot_alphas(alphas, None, tmp_path / "alphas")
 
 
@@ -215,8 +282,12 @@ def test_plot_alphas_rejects_an_empty_history(tmp_path):
 
 
 def test_plot_alphas_rejects_a_genotype_with_edges_outside_the_alphas(tmp_path):
-    with pytest.raises(ValueError, match=r"keeps \('sep_conv_3x3', 1\) into node 2.*normal_node2_input1"):
-        plot_alphas(tiny_alphas(), DARTS_V2, tmp_path / "alphas")  # DARTS_V2 has 4 nodes, the alphas 2
+    with pytest.raises(
+        ValueError, match=r"keeps \('sep_conv_3x3', 1\) into node 2.*normal_node2_input1"
+    ):
+        plot_alphas(
+            tiny_alphas(), DARTS_V2, tmp_path / "alphas"
+        )  # DARTS_V2 has 4 nodes, the alphas 2
     assert not list(tmp_path.iterdir())
 
 
@@ -226,14 +297,26 @@ EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)" \[(.*)\];$')
 NODE = re.compile(r'^\s*"([^"]+)" \[label=')
 
 # DARTS_V2 as published (Liu et al., ICLR 2019; quark0/darts genotypes.py), one (source, node, op) per edge.
-DARTS_V2_NORMAL_EDGES = [("c_{k-2}", "0", "sep_conv_3x3"), ("c_{k-1}", "0", "sep_conv_3x3"),
-                         ("c_{k-2}", "1", "sep_conv_3x3"), ("c_{k-1}", "1", "sep_conv_3x3"),
-                         ("c_{k-1}", "2", "sep_conv_3x3"), ("c_{k-2}", "2", "skip_connect"),
-                         ("c_{k-2}", "3", "skip_connect"), ("0", "3", "dil_conv_3x3")]
-DARTS_V2_REDUCE_EDGES = [("c_{k-2}", "0", "max_pool_3x3"), ("c_{k-1}", "0", "max_pool_3x3"),
-                         ("0", "1", "skip_connect"), ("c_{k-1}", "1", "max_pool_3x3"),
-                         ("c_{k-2}", "2", "max_pool_3x3"), ("0", "2", "skip_connect"),
-                         ("0", "3", "skip_connect"), ("c_{k-1}", "3", "max_pool_3x3")]
+DARTS_V2_NORMAL_EDGES = [
+    ("c_{k-2}", "0", "sep_conv_3x3"),
+    ("c_{k-1}", "0", "sep_conv_3x3"),
+    ("c_{k-2}", "1", "sep_conv_3x3"),
+    ("c_{k-1}", "1", "sep_conv_3x3"),
+    ("c_{k-1}", "2", "sep_conv_3x3"),
+    ("c_{k-2}", "2", "skip_connect"),
+    ("c_{k-2}", "3", "skip_connect"),
+    ("0", "3", "dil_conv_3x3"),
+]
+DARTS_V2_REDUCE_EDGES = [
+    ("c_{k-2}", "0", "max_pool_3x3"),
+    ("c_{k-1}", "0", "max_pool_3x3"),
+    ("0", "1", "skip_connect"),
+    ("c_{k-1}", "1", "max_pool_3x3"),
+    ("c_{k-2}", "2", "max_pool_3x3"),
+    ("0", "2", "skip_connect"),
+    ("0", "3", "skip_connect"),
+    ("c_{k-1}", "3", "max_pool_3x3"),
+]
 
 
 def dot_edges(source: str) -> tuple[Counter, Counter]:
@@ -250,7 +333,9 @@ def dot_edges(source: str) -> tuple[Counter, Counter]:
     return ops, plain
 
 
-@pytest.mark.parametrize("cell_type, expected", [("normal", DARTS_V2_NORMAL_EDGES), ("reduce", DARTS_V2_REDUCE_EDGES)])
+@pytest.mark.parametrize(
+    "cell_type, expected", [("normal", DARTS_V2_NORMAL_EDGES), ("reduce", DARTS_V2_REDUCE_EDGES)]
+)
 def test_dot_source_lists_every_edge_of_darts_v2(cell_type, expected):
     ops, _ = dot_edges(cell_dot_source(DARTS_V2, cell_type))
     assert ops == Counter(expected)
@@ -263,7 +348,9 @@ def test_dot_source_joins_the_concatenated_nodes_into_the_output(cell_type):
 
 
 def test_dot_source_declares_the_darts_state_names():
-    nodes = [m[1] for line in cell_dot_source(DARTS_V2, "normal").splitlines() if (m := NODE.match(line))]
+    nodes = [
+        m[1] for line in cell_dot_source(DARTS_V2, "normal").splitlines() if (m := NODE.match(line))
+    ]
     assert nodes == ["c_{k-2}", "c_{k-1}", "0", "1", "2", "3", "c_{k}"]
 
 
@@ -274,24 +361,36 @@ def test_dot_source_rejects_an_unknown_cell_type():
 
 def test_dot_source_rejects_an_input_the_node_cannot_see():
     # Node 0 sees states 0 and 1 (the cell inputs) only; state 2 is node 0 itself.
-    bad = Genotype(normal=[[('sep_conv_3x3', 2)]], normal_concat=[2], reduce=[[('sep_conv_3x3', 0)]], reduce_concat=[2])
+    bad = Genotype(
+        normal=[[("sep_conv_3x3", 2)]],
+        normal_concat=[2],
+        reduce=[[("sep_conv_3x3", 0)]],
+        reduce_concat=[2],
+    )
     with pytest.raises(ValueError, match=r"node 0: edge \('sep_conv_3x3', 2\) reads state 2"):
         cell_dot_source(bad, "normal")
 
 
 def test_dot_source_rejects_a_concat_state_that_does_not_exist():
-    bad = Genotype(normal=DARTS_V2.normal, normal_concat=[2, 6], reduce=DARTS_V2.reduce, reduce_concat=[2])
-    with pytest.raises(ValueError, match=r"normal_concat: state 6 does not exist \(the cell has states 0..5\)"):
+    bad = Genotype(
+        normal=DARTS_V2.normal, normal_concat=[2, 6], reduce=DARTS_V2.reduce, reduce_concat=[2]
+    )
+    with pytest.raises(
+        ValueError, match=r"normal_concat: state 6 does not exist \(the cell has states 0..5\)"
+    ):
         cell_dot_source(bad, "normal")
 
 
 def test_dot_source_rejects_an_empty_concat():
-    bad = Genotype(normal=DARTS_V2.normal, normal_concat=[], reduce=DARTS_V2.reduce, reduce_concat=[2])
+    bad = Genotype(
+        normal=DARTS_V2.normal, normal_concat=[], reduce=DARTS_V2.reduce, reduce_concat=[2]
+    )
     with pytest.raises(ValueError, match="normal_concat is empty"):
         cell_dot_source(bad, "normal")
 
 
 # --- cells: rendering -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz' dot is not installed")
 def test_plot_cell_renders_the_dot_source_with_graphviz(tmp_path):
@@ -315,7 +414,9 @@ def test_plot_cell_auto_falls_back_to_matplotlib_without_dot(tmp_path, monkeypat
 
 
 def test_plot_cell_matplotlib_renderer_never_runs_dot(tmp_path, monkeypatch):
-    monkeypatch.setattr(cells_module.shutil, "which", lambda name: "/nonexistent/dot")  # a dot that cannot run
+    monkeypatch.setattr(
+        cells_module.shutil, "which", lambda name: "/nonexistent/dot"
+    )  # a dot that cannot run
     png, svg, _ = plot_cell(TINY_GENOTYPE, "reduce", tmp_path / "cell", renderer="matplotlib")
     assert png_size(png)[0] > 400 and ET.parse(svg).getroot().tag == SVG_ROOT
 
@@ -326,9 +427,13 @@ def test_plot_cell_reports_a_failing_dot(tmp_path, monkeypatch):
     broken.write_text("#!/bin/sh\necho 'syntax error in line 1' >&2\nexit 1\n")
     broken.chmod(0o755)
     monkeypatch.setattr(cells_module.shutil, "which", lambda name: str(broken))
-    with pytest.raises(RuntimeError, match="Graphviz dot failed on cell_normal: syntax error in line 1"):
+    with pytest.raises(
+        RuntimeError, match="Graphviz dot failed on cell_normal: syntax error in line 1"
+    ):
         plot_cell(DARTS_V2, "normal", tmp_path / "out" / "cell", renderer="graphviz")
-    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())  # nothing half-written
+    assert not (tmp_path / "out").exists() or not list(
+        (tmp_path / "out").iterdir()
+    )  # nothing half-written
 
 
 def test_plot_cell_rejects_an_unknown_renderer(tmp_path):
@@ -338,7 +443,9 @@ def test_plot_cell_rejects_an_unknown_renderer(tmp_path):
 
 def test_matplotlib_cell_labels_every_edge_with_its_op():
     texts = [t.get_text() for t in cell_figure(DARTS_V2, "normal").axes[0].texts]
-    assert Counter(t for t in texts if t in PRIMITIVES) == Counter(op for _, _, op in DARTS_V2_NORMAL_EDGES)
+    assert Counter(t for t in texts if t in PRIMITIVES) == Counter(
+        op for _, _, op in DARTS_V2_NORMAL_EDGES
+    )
 
 
 def test_matplotlib_cell_draws_one_arrow_per_edge_and_per_concat_node():
@@ -355,11 +462,17 @@ def test_matplotlib_cell_boxes_every_state():
 
 # --- curves -----------------------------------------------------------------------------------------------------
 
+
 def test_curves_have_loss_and_accuracy_panels_with_labelled_axes():
     fig = curves_figure(metric_columns(METRICS))
-    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("epoch", "cross-entropy loss"),
-                                                                        ("epoch", "accuracy")]
-    assert all([t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"] for ax in fig.axes)
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [
+        ("epoch", "cross-entropy loss"),
+        ("epoch", "accuracy"),
+    ]
+    assert all(
+        [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"]
+        for ax in fig.axes
+    )
 
 
 def test_curves_plot_the_logged_values():
@@ -393,7 +506,9 @@ def test_plot_curves_rejects_a_missing_column(tmp_path):
 
 def test_plot_curves_rejects_a_value_that_is_not_a_number(tmp_path):
     rows = [METRICS[0], dict(METRICS[1], train_acc="n/a")]
-    with pytest.raises(ValueError, match="metrics row 2: column 'train_acc' must be a number, got 'n/a'"):
+    with pytest.raises(
+        ValueError, match="metrics row 2: column 'train_acc' must be a number, got 'n/a'"
+    ):
         plot_curves(rows, tmp_path / "curves")
 
 
@@ -404,22 +519,29 @@ def test_plot_curves_rejects_no_rows(tmp_path):
 
 # --- collapse warning -------------------------------------------------------------------------------------------
 
+
 def with_normal(nodes) -> Genotype:
-    return Genotype(normal=nodes, normal_concat=range(2, 2 + len(nodes)), reduce=DARTS_V2.reduce,
-                    reduce_concat=DARTS_V2.reduce_concat)
+    return Genotype(
+        normal=nodes,
+        normal_concat=range(2, 2 + len(nodes)),
+        reduce=DARTS_V2.reduce,
+        reduce_concat=DARTS_V2.reduce_concat,
+    )
 
 
 def test_collapse_warning_fires_for_three_skip_connections():
-    nodes = [[('skip_connect', 0), ('skip_connect', 1)], [('skip_connect', 0), ('sep_conv_3x3', 1)]]
+    nodes = [[("skip_connect", 0), ("skip_connect", 1)], [("skip_connect", 0), ("sep_conv_3x3", 1)]]
     warning = collapse_warning(with_normal(nodes))
     assert warning is not None and "3 parameter-free ops of 4 edges (skip_connect x3)" in warning
     assert "\n" not in warning
 
 
 def test_collapse_warning_counts_pools_and_none_too():
-    nodes = [[('max_pool_3x3', 0), ('avg_pool_3x3', 1)], [('none', 0), ('sep_conv_3x3', 1)]]
-    assert "3 parameter-free ops of 4 edges (avg_pool_3x3 x1, max_pool_3x3 x1, none x1)" in collapse_warning(
-        with_normal(nodes))
+    nodes = [[("max_pool_3x3", 0), ("avg_pool_3x3", 1)], [("none", 0), ("sep_conv_3x3", 1)]]
+    assert (
+        "3 parameter-free ops of 4 edges (avg_pool_3x3 x1, max_pool_3x3 x1, none x1)"
+        in collapse_warning(with_normal(nodes))
+    )
 
 
 def test_no_collapse_warning_for_two_parameter_free_ops():
@@ -429,7 +551,9 @@ def test_no_collapse_warning_for_two_parameter_free_ops():
 
 def test_collapse_warning_counts_only_the_normal_cell():
     # DARTS_V2's reduce cell: five max-pools and three skips, all parameter-free; it fires only as a normal cell.
-    assert collapse_warning(with_normal(DARTS_V2.reduce)).count("8 parameter-free ops of 8 edges") == 1
+    assert (
+        collapse_warning(with_normal(DARTS_V2.reduce)).count("8 parameter-free ops of 8 edges") == 1
+    )
 
 
 def test_collapse_warning_rejects_what_is_not_a_genotype():
@@ -438,6 +562,7 @@ def test_collapse_warning_rejects_what_is_not_a_genotype():
 
 
 # --- imports ----------------------------------------------------------------------------------------------------
+
 
 def test_importing_the_plots_package_does_not_import_matplotlib():
     code = "import sys, gradnas.plots; print('matplotlib' in sys.modules)"

@@ -32,6 +32,7 @@ def edges(genotype: Genotype):
 
 # ---------------------------------------------------------------- sample_genotype
 
+
 def test_sampled_genotypes_validate_in_the_darts_space(samples):
     for genotype in samples:
         assert genotype.validate(steps=4) is genotype
@@ -84,15 +85,22 @@ def test_sample_genotype_can_include_none_when_asked():
     assert ops == set(PRIMITIVES)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"steps": 0}, "steps"), ({"inputs_per_node": 0}, "inputs_per_node"),
-                                             ({"exclude": PRIMITIVES}, "no op left"),
-                                             ({"primitives": "none"}, "not strings")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, "steps"),
+        ({"inputs_per_node": 0}, "inputs_per_node"),
+        ({"exclude": PRIMITIVES}, "no op left"),
+        ({"primitives": "none"}, "not strings"),
+    ],
+)
 def test_sample_genotype_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sample_genotype(random.Random(0), **kwargs)
 
 
 # ---------------------------------------------------------------- mutation and crossover
+
 
 def test_mutation_with_probability_zero_returns_the_same_genotype():
     genotype = sample_genotype(random.Random(0))
@@ -122,7 +130,9 @@ def test_crossover_takes_every_node_from_one_parent_and_uses_both():
     for _ in range(20):
         child = crossover_genotypes(a, b, rng)
         for cell in ("normal", "reduce"):
-            for node, node_a, node_b in zip(getattr(child, cell), getattr(a, cell), getattr(b, cell)):
+            for node, node_a, node_b in zip(
+                getattr(child, cell), getattr(a, cell), getattr(b, cell)
+            ):
                 assert node in (node_a, node_b)
                 from_a += node == node_a and node != node_b
                 from_b += node == node_b and node != node_a
@@ -136,6 +146,7 @@ def test_crossover_rejects_parents_of_different_shapes():
 
 
 # ---------------------------------------------------------------- random_search
+
 
 def sep_conv_count(genotype: Genotype) -> float:
     return float(sum(op == "sep_conv_3x3" for op, _ in edges(genotype)))
@@ -158,8 +169,9 @@ def test_random_search_breaks_ties_for_the_earliest_trial():
 
 
 def test_random_search_is_deterministic_for_a_seed():
-    assert random_search(sample_genotype, sep_conv_count, 10, 4) == random_search(sample_genotype, sep_conv_count,
-                                                                                   10, 4)
+    assert random_search(sample_genotype, sep_conv_count, 10, 4) == random_search(
+        sample_genotype, sep_conv_count, 10, 4
+    )
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.5, True])

@@ -15,8 +15,14 @@ from gradnas.cli import main
 from gradnas.engine.files import load_checkpoint
 
 # 719 training samples / batch 256 -> 3 steps per epoch; a checkpoint after every step.
-TINY = {"epochs": 2, "threads": 1, "checkpoint_every": 1, "plots": False, "data": {"batch_size": 256},
-        "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2}}
+TINY = {
+    "epochs": 2,
+    "threads": 1,
+    "checkpoint_every": 1,
+    "plots": False,
+    "data": {"batch_size": 256},
+    "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2},
+}
 
 
 def write_config(path, **overrides):
@@ -43,7 +49,9 @@ def assert_bit_identical(a, b):
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("full")
     config = write_config(root / "tiny.yaml")
-    assert main(["search", "--config", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
+    assert (
+        main(["search", "--config", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
+    )
     return root / "run"
 
 
@@ -59,15 +67,30 @@ def progress_of(run_dir):
 def test_resume_after_sigkill_is_bit_identical(tmp_path, uninterrupted, kill_after):
     config = write_config(tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "gradnas", "search", "--config", str(config), "--out",
-                             str(run_dir), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gradnas",
+            "search",
+            "--config",
+            str(config),
+            "--out",
+            str(run_dir),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         seen = progress_of(run_dir)
         if seen is not None and seen >= kill_after:
             break
         time.sleep(0.02)
-    assert proc.poll() is None, "the search finished before it could be killed; the test proves nothing"
+    assert proc.poll() is None, (
+        "the search finished before it could be killed; the test proves nothing"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = progress_of(run_dir)
@@ -128,8 +151,9 @@ def test_resume_warns_when_the_thread_count_differs(tmp_path, capsys):
     assert "checkpointed with 7 threads" in capsys.readouterr().out
 
 
-def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys,
-                                                                                       monkeypatch):
+def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
     from gradnas.algorithms.darts import Darts
 
     real_step, calls = Darts.step, []
@@ -157,7 +181,9 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, capsys, monkeypatch
     real_step, calls = Darts.step, []
 
     def step_that_breaks_a_weight_at_the_second_call(self, train_batch, val_batch):
-        metrics = real_step(self, train_batch, val_batch)  # finite losses, computed before the update
+        metrics = real_step(
+            self, train_batch, val_batch
+        )  # finite losses, computed before the update
         calls.append(1)
         if len(calls) == 2:
             with torch.no_grad():
@@ -175,12 +201,27 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, capsys, monkeypatch
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_writes_a_checkpoint_at_the_next_step_and_resume_matches(tmp_path, uninterrupted, sig):
+def test_signal_writes_a_checkpoint_at_the_next_step_and_resume_matches(
+    tmp_path, uninterrupted, sig
+):
     config = write_config(tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "gradnas", "search", "--config", str(config), "--out",
-                             str(run_dir), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gradnas",
+            "search",
+            "--config",
+            str(config),
+            "--out",
+            str(run_dir),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and progress_of(run_dir) is None:
         time.sleep(0.02)

@@ -1,6 +1,7 @@
 """Tests for SNAS: the single-level step against its closed form with fixed
 noise, the resource penalty's gradient, the temperature schedule, and the
 argmax derivation with any number of inputs per node."""
+
 import copy
 
 import pytest
@@ -38,9 +39,16 @@ def toy(noise: torch.Tensor, **kwargs):
     with torch.no_grad():
         mutator.arch_params["op"].copy_(torch.tensor([0.3, -0.2, 0.5]))
     # Plain SGD with lr 1 on the alphas: their change is minus their gradient.
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1.0),
-                tau_start=TAU, tau_end=TAU, grad_clip=None, **kwargs)
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1.0),
+        tau_start=TAU,
+        tau_end=TAU,
+        grad_clip=None,
+        **kwargs,
+    )
     return net, mutator, algo
 
 
@@ -65,7 +73,12 @@ def closed_form_grads(net: ToySupernet, alpha: torch.Tensor, noise: torch.Tensor
     z = sum(wi * o for wi, o in zip(w, outs))
     dz = (z.exp() / z.exp().sum(1, keepdim=True) - nn.functional.one_hot(y, 3)) / len(y)
     dw = torch.stack([(dz * o).sum() for o in outs])
-    d_alpha = torch.stack([sum(dw[i] * w[i] * (float(i == j) - w[j]) for i in range(3)) for j in range(3)]) / TAU
+    d_alpha = (
+        torch.stack(
+            [sum(dw[i] * w[i] * (float(i == j) - w[j]) for i in range(3)) for j in range(3)]
+        )
+        / TAU
+    )
     d_weight = [w[i] * dz.T @ x for i in range(3)]
     d_bias = [w[i] * dz.sum(0) for i in range(3)]
     return d_alpha, d_weight, d_bias
@@ -112,7 +125,9 @@ COSTS = {"a": 1.0, "b": 5.0, "c": 20.0}
 def test_expected_cost_is_the_softmax_weighted_cost(float64):
     _, mutator, algo = toy(torch.tensor(NOISE), resource_penalty=0.5, resource_costs=COSTS)
     p = torch.softmax(torch.tensor([0.3, -0.2, 0.5]), 0)
-    assert algo.expected_cost().item() == pytest.approx(float(p @ torch.tensor([1.0, 5.0, 20.0])), abs=1e-12)
+    assert algo.expected_cost().item() == pytest.approx(
+        float(p @ torch.tensor([1.0, 5.0, 20.0])), abs=1e-12
+    )
 
 
 def test_resource_penalty_adds_its_closed_form_gradient_to_the_alpha_step(float64):
@@ -138,12 +153,22 @@ class NoWeights(nn.Module):
 
 def test_default_cost_is_each_ops_weight_count_summed_over_shared_mutables():
     def op():
-        return GumbelOP({"a": nn.Linear(4, 3), "b": nn.Linear(4, 3, bias=False), "none": NoWeights()}, "op", hard=False)
+        return GumbelOP(
+            {"a": nn.Linear(4, 3), "b": nn.Linear(4, 3, bias=False), "none": NoWeights()},
+            "op",
+            hard=False,
+        )
+
     net = nn.ModuleList([op(), op()])  # one decision in two places
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1.0), resource_penalty=1.0)
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1.0),
+        resource_penalty=1.0,
+    )
     # Linear(4, 3): 12 weights + 3 biases = 15, without bias 12; two mutables each.
     assert algo.costs["op"].tolist() == [30.0, 24.0, 0.0]
 
@@ -151,12 +176,18 @@ def test_default_cost_is_each_ops_weight_count_summed_over_shared_mutables():
 def test_given_costs_count_once_per_mutable_of_the_decision():
     def op():
         return GumbelOP({"a": nn.Linear(4, 3), "b": nn.Linear(4, 3)}, "op", hard=False)
+
     net = nn.ModuleList([op(), op(), op()])  # e.g. the same edge in three normal cells
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1.0), resource_penalty=1.0,
-                resource_costs={"a": 2.0, "b": 7.0})
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1.0),
+        resource_penalty=1.0,
+        resource_costs={"a": 2.0, "b": 7.0},
+    )
     assert algo.costs["op"].tolist() == [6.0, 21.0]
 
 
@@ -165,11 +196,18 @@ def test_resource_costs_must_name_exactly_the_ops():
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
     with pytest.raises(ValueError, match=r"missing: \['c'\], unknown: \['d'\]"):
-        Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1), torch.optim.SGD(mutator.arch_parameters(), lr=1),
-             resource_penalty=1.0, resource_costs={"a": 1.0, "b": 2.0, "d": 3.0})
+        Snas(
+            net,
+            mutator,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            torch.optim.SGD(mutator.arch_parameters(), lr=1),
+            resource_penalty=1.0,
+            resource_costs={"a": 1.0, "b": 2.0, "d": 3.0},
+        )
 
 
 # -- temperature schedule ----------------------------------------------------------
+
 
 def test_temperature_anneals_linearly_from_start_to_end():
     # SNAS release (SNAS/utils.py Temp_Scheduler, train_search.py --temp 1 --temp_min 0.03): linear.
@@ -181,8 +219,12 @@ def test_on_epoch_start_sets_the_temperature_of_every_gumbel_op():
     net = ToySupernet()
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1))
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1),
+    )
     assert net.op.tau == 1.0  # tau_start from the constructor on
     algo.on_epoch_start(4, 5)
     assert net.op.tau == pytest.approx(0.03)
@@ -192,33 +234,50 @@ def test_state_dict_restores_the_temperature():
     net = ToySupernet()
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1))
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1),
+    )
     algo.on_epoch_start(2, 5)
     state = algo.state_dict()
     net2, mutator2 = copy.deepcopy((net, mutator))
     net2.op.set_temperature(1.0)
-    restored = Snas(net2, mutator2, torch.optim.SGD(net2.parameters(), lr=0.1),
-                    torch.optim.SGD(mutator2.arch_parameters(), lr=1))
+    restored = Snas(
+        net2,
+        mutator2,
+        torch.optim.SGD(net2.parameters(), lr=0.1),
+        torch.optim.SGD(mutator2.arch_parameters(), lr=1),
+    )
     restored.load_state_dict(state)
     assert restored.epoch == 2 and net2.op.tau == pytest.approx(0.515)
 
 
 # -- bad input --------------------------------------------------------------------------
 
+
 def make(net, **kwargs):
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
-    return Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.1),
-                torch.optim.SGD(mutator.arch_parameters(), lr=1), **kwargs)
+    return Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        torch.optim.SGD(mutator.arch_parameters(), lr=1),
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"tau_start": 0.0}, "tau_start must be a positive finite number"),
-    ({"tau_end": -1.0}, "tau_end must be a positive finite number"),
-    ({"resource_penalty": -0.1}, "resource_penalty must be a finite number >= 0"),
-    ({"grad_clip": 0.0}, "grad_clip must be a positive finite number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tau_start": 0.0}, "tau_start must be a positive finite number"),
+        ({"tau_end": -1.0}, "tau_end must be a positive finite number"),
+        ({"resource_penalty": -0.1}, "resource_penalty must be a finite number >= 0"),
+        ({"grad_clip": 0.0}, "grad_clip must be a positive finite number"),
+    ],
+)
 def test_bad_constructor_arguments_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(ToySupernet(), **kwargs)
@@ -243,8 +302,16 @@ PRIMS = ("none", "skip_connect", "max_pool_3x3")
 
 def snas_network():
     torch.manual_seed(0)
-    net = DartsSearchNetwork(C=4, layers=3, steps=3, multiplier=3, in_channels=1, num_classes=3, primitives=PRIMS,
-                             op_mutable=snas_op_mutable)
+    net = DartsSearchNetwork(
+        C=4,
+        layers=3,
+        steps=3,
+        multiplier=3,
+        in_channels=1,
+        num_classes=3,
+        primitives=PRIMS,
+        op_mutable=snas_op_mutable,
+    )
     mutator = SnasMutator()
     mutator.prepare_from_supernet(net)
     return net, mutator
@@ -270,10 +337,15 @@ def hand_set(mutator):
 
 # normal: node0 keeps 1 input, node1 none, node2 three of four (more than DARTS' 2).
 EXPECTED = Genotype(
-    normal=[[("skip_connect", 1)], [], [("max_pool_3x3", 0), ("skip_connect", 2), ("max_pool_3x3", 3)]],
+    normal=[
+        [("skip_connect", 1)],
+        [],
+        [("max_pool_3x3", 0), ("skip_connect", 2), ("max_pool_3x3", 3)],
+    ],
     normal_concat=[2, 3, 4],
     reduce=[[], [("max_pool_3x3", 0), ("skip_connect", 2)], [("skip_connect", 1)]],
-    reduce_concat=[2, 3, 4])
+    reduce_concat=[2, 3, 4],
+)
 
 
 def test_argmax_subnet_keeps_the_inputs_whose_op_is_not_none():
@@ -312,9 +384,13 @@ def test_darts_rule_would_keep_two_inputs_where_snas_keeps_three():
 
 def test_snas_step_trains_a_darts_space_supernet():
     net, mutator = snas_network()
-    algo = Snas(net, mutator, torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4),
-                torch.optim.Adam(mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3),
-                resource_penalty=1e-5)
+    algo = Snas(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4),
+        torch.optim.Adam(mutator.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3),
+        resource_penalty=1e-5,
+    )
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     algo.on_epoch_start(0, 3)
     gen = torch.Generator().manual_seed(0)

@@ -65,13 +65,16 @@ def op_ids(net: DartsSearchNetwork) -> list[str]:
 
 # ---------------------------------------------------------------- OneShotEdge
 
+
 def three_input_edge() -> OneShotEdge:
-    return OneShotEdge({"input0": Counter(1.0), "input1": Counter(2.0), "input2": Counter(3.0)}, "e", num_chosen=2)
+    return OneShotEdge(
+        {"input0": Counter(1.0), "input1": Counter(2.0), "input2": Counter(3.0)}, "e", num_chosen=2
+    )
 
 
 def test_one_shot_edge_runs_and_sums_only_its_active_inputs():
     edge = three_input_edge()
-    xs = [torch.full((2,), float(10 ** i)) for i in range(3)]
+    xs = [torch.full((2,), float(10**i)) for i in range(3)]
     edge.set_active(["input0", "input2"])
     assert torch.equal(edge(xs), 1.0 * xs[0] + 3.0 * xs[2])
     assert [c.calls for c in edge.choices.values()] == [1, 0, 1]
@@ -82,7 +85,9 @@ def test_one_shot_edge_forward_before_a_choice_raises_naming_the_space_id():
         three_input_edge()([torch.ones(1)] * 3)
 
 
-@pytest.mark.parametrize("names", [["input0"], ["input0", "input0"], ["input0", "input9"], "input0"])
+@pytest.mark.parametrize(
+    "names", [["input0"], ["input0", "input0"], ["input0", "input9"], "input0"]
+)
 def test_one_shot_edge_rejects_an_active_set_that_is_not_num_chosen_distinct_inputs(names):
     with pytest.raises(ValueError, match="In e:"):
         three_input_edge().set_active(names)
@@ -98,22 +103,30 @@ def test_one_shot_edge_wants_one_input_per_original_choice():
 def test_exported_one_shot_edge_sums_the_kept_inputs():
     edge = three_input_edge()
     edge.export(["input1", "input2"])
-    xs = [torch.full((1,), float(10 ** i)) for i in range(3)]
+    xs = [torch.full((1,), float(10**i)) for i in range(3)]
     assert torch.equal(edge(xs), 2.0 * xs[1] + 3.0 * xs[2])
 
 
 # ---------------------------------------------------------------- the supernet
 
+
 def test_spos_supernet_replaces_every_node_edge_by_a_one_shot_edge_over_the_same_choices():
     net, _ = small_supernet()
-    reference = DartsSearchNetwork(C=4, layers=3, steps=STEPS, multiplier=STEPS, in_channels=1, num_classes=3)
+    reference = DartsSearchNetwork(
+        C=4, layers=3, steps=STEPS, multiplier=STEPS, in_channels=1, num_classes=3
+    )
     for cell, ref_cell in zip(net.cells, reference.cells):
         for node, ref_node in zip(cell.nodes, ref_cell.nodes):
             assert type(node) is OneShotEdge
-            assert (node.space_id, node.full_choice_names, node.num_chosen) == \
-                   (ref_node.space_id, ref_node.full_choice_names, ref_node.num_chosen)
+            assert (node.space_id, node.full_choice_names, node.num_chosen) == (
+                ref_node.space_id,
+                ref_node.full_choice_names,
+                ref_node.num_chosen,
+            )
             assert all(isinstance(op, OneShotOP) for op in node.choices.values())
-    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in reference.parameters()
+    )
 
 
 @pytest.mark.parametrize("key", ["op_mutable", "edge_alpha"])
@@ -124,6 +137,7 @@ def test_spos_supernet_refuses_arguments_it_sets_itself(key):
 
 # ---------------------------------------------------------------- sampling paths
 
+
 @pytest.fixture(scope="module")
 def draws() -> tuple[DartsSearchNetwork, list[dict]]:
     net, mutator = small_supernet()
@@ -133,7 +147,10 @@ def draws() -> tuple[DartsSearchNetwork, list[dict]]:
 
 def test_sample_subnet_is_reproducible_with_a_seeded_generator():
     _, mutator = small_supernet()
-    runs = [[mutator.sample_subnet(torch.Generator().manual_seed(7)) for _ in range(3)] for _ in range(2)]
+    runs = [
+        [mutator.sample_subnet(torch.Generator().manual_seed(7)) for _ in range(3)]
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
     assert runs[0][0] != mutator.sample_subnet(torch.Generator().manual_seed(8))
 
@@ -148,7 +165,9 @@ def test_sample_subnet_keeps_two_distinct_inputs_per_node_in_input_order(draws):
     for subnet in subnets:
         for space_id in edge_ids(net):
             chosen = subnet[space_id]["chosen"]
-            assert len(chosen) == 2 and chosen == sorted(set(chosen), key=lambda name: int(name[5:]))
+            assert len(chosen) == 2 and chosen == sorted(
+                set(chosen), key=lambda name: int(name[5:])
+            )
 
 
 def test_sample_subnet_covers_every_allowed_op_and_every_input_pair(draws):
@@ -158,7 +177,9 @@ def test_sample_subnet_covers_every_allowed_op_and_every_input_pair(draws):
     for space_id in edge_ids(net):
         node = int(space_id.split("node")[1])
         pairs = {tuple(s[space_id]["chosen"]) for s in subnets}
-        assert pairs == {(f"input{a}", f"input{b}") for a, b in itertools.combinations(range(2 + node), 2)}
+        assert pairs == {
+            (f"input{a}", f"input{b}") for a, b in itertools.combinations(range(2 + node), 2)
+        }
 
 
 def test_sample_subnet_draws_none_when_nothing_is_excluded():
@@ -166,7 +187,11 @@ def test_sample_subnet_draws_none_when_nothing_is_excluded():
     mutator = OneShotMutator(exclude=())
     mutator.prepare_from_supernet(net)
     gen = torch.Generator().manual_seed(0)
-    assert any(entry["chosen"] == ["none"] for _ in range(20) for entry in mutator.sample_subnet(gen).values())
+    assert any(
+        entry["chosen"] == ["none"]
+        for _ in range(20)
+        for entry in mutator.sample_subnet(gen).values()
+    )
 
 
 def test_mutator_rejects_an_exclusion_of_every_choice():
@@ -181,6 +206,7 @@ def test_mutator_rejects_a_string_as_exclude():
 
 
 # ---------------------------------------------------------------- setting paths
+
 
 def test_a_sampled_path_runs_exactly_the_ops_of_its_genotype():
     net, mutator = small_supernet()
@@ -251,23 +277,32 @@ def test_set_subnet_rejects_a_node_with_one_input_and_changes_nothing():
     net, mutator = small_supernet()
     good = mutator.sample_subnet(torch.Generator().manual_seed(0))
     mutator.set_subnet(good)
-    before = [(m.space_id, m.active) for m in net.modules() if isinstance(m, (OneShotOP, OneShotEdge))]
+    before = [
+        (m.space_id, m.active) for m in net.modules() if isinstance(m, (OneShotOP, OneShotEdge))
+    ]
     bad = copy.deepcopy(good)
     bad["reduce_node2"] = {"chosen": ["input0"]}
     bad["normal_node0_input0"] = {"chosen": ["skip_connect"]}
     with pytest.raises(ValueError, match="reduce_node2"):
         mutator.set_subnet(bad)
-    assert before == [(m.space_id, m.active) for m in net.modules() if isinstance(m, (OneShotOP, OneShotEdge))]
+    assert before == [
+        (m.space_id, m.active) for m in net.modules() if isinstance(m, (OneShotOP, OneShotEdge))
+    ]
 
 
 def test_subnet_from_genotype_rejects_an_input_used_twice():
-    twice = Genotype(normal=[[("skip_connect", 0), ("sep_conv_3x3", 0)]], normal_concat=[2],
-                     reduce=[[("skip_connect", 0), ("sep_conv_3x3", 1)]], reduce_concat=[2])
+    twice = Genotype(
+        normal=[[("skip_connect", 0), ("sep_conv_3x3", 0)]],
+        normal_concat=[2],
+        reduce=[[("skip_connect", 0), ("sep_conv_3x3", 1)]],
+        reduce_concat=[2],
+    )
     with pytest.raises(ValueError, match="normal cell, node 0"):
         subnet_from_genotype(twice)
 
 
 # ---------------------------------------------------------------- Spos.step
+
 
 def batch(seed: int, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
@@ -289,7 +324,9 @@ def path_parameters(net: DartsSearchNetwork) -> tuple[set[int], set[int]]:
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 3e-4)])
 def test_spos_step_changes_only_the_weights_on_the_sampled_path(momentum, weight_decay):
     net, mutator = small_supernet()
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay
+    )
     spos = Spos(net, mutator, optimizer, generator=torch.Generator().manual_seed(0))
     spos.step(batch(0), batch(1))  # a first step leaves momentum buffers behind
     before = {id(p): p.detach().clone() for p in net.parameters()}
@@ -304,7 +341,12 @@ def test_spos_step_changes_only_the_weights_on_the_sampled_path(momentum, weight
 
 def test_spos_step_returns_the_training_metrics_of_the_batch():
     net, mutator = small_supernet()
-    spos = Spos(net, mutator, torch.optim.SGD(net.parameters(), lr=0.0), generator=torch.Generator().manual_seed(0))
+    spos = Spos(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.0),
+        generator=torch.Generator().manual_seed(0),
+    )
     x, y = batch(0)
     metrics = spos.step((x, y), batch(1))
     # lr 0 leaves the weights as they were and the path stays set; train-mode
@@ -312,21 +354,33 @@ def test_spos_step_returns_the_training_metrics_of_the_batch():
     with torch.no_grad():
         logits = copy.deepcopy(net).train()(x)
     assert set(metrics) == {"train_loss", "train_acc"}
-    assert metrics["train_loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert metrics["train_loss"] == pytest.approx(
+        nn.functional.cross_entropy(logits, y).item(), rel=1e-5
+    )
     assert metrics["train_acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
 
 
 def test_spos_is_reproducible_and_resumes_the_same_paths_from_its_state():
     def run(steps: int, state: dict | None = None) -> tuple[list[dict], dict]:
         net, mutator = small_supernet()
-        spos = Spos(net, mutator, torch.optim.SGD(net.parameters(), lr=0.01),
-                    generator=torch.Generator().manual_seed(5))
+        spos = Spos(
+            net,
+            mutator,
+            torch.optim.SGD(net.parameters(), lr=0.01),
+            generator=torch.Generator().manual_seed(5),
+        )
         if state is not None:
             spos.load_state_dict(state)
         paths = []
         for _ in range(steps):
             spos.step(batch(0), batch(1))
-            paths.append({m.space_id: m.active for m in net.modules() if isinstance(m, (OneShotEdge, OneShotOP))})
+            paths.append(
+                {
+                    m.space_id: m.active
+                    for m in net.modules()
+                    if isinstance(m, (OneShotEdge, OneShotOP))
+                }
+            )
         return paths, spos.state_dict()
 
     full, _ = run(3)
@@ -348,7 +402,9 @@ def test_spos_without_a_generator_keeps_no_state():
 
 def test_spos_rejects_a_state_that_is_not_a_generator_state():
     net, mutator = small_supernet()
-    spos = Spos(net, mutator, torch.optim.SGD(net.parameters(), lr=0.01), generator=torch.Generator())
+    spos = Spos(
+        net, mutator, torch.optim.SGD(net.parameters(), lr=0.01), generator=torch.Generator()
+    )
     with pytest.raises(ValueError, match="uint8 tensor"):
         spos.load_state_dict({"generator": 3})
 
@@ -361,6 +417,7 @@ def test_spos_needs_a_prepared_mutator():
 
 # ---------------------------------------------------------------- scoring a path
 
+
 def images(seed: int, n: int, shift: float = 0.0) -> torch.Tensor:
     return torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2.0 + shift
 
@@ -368,7 +425,12 @@ def images(seed: int, n: int, shift: float = 0.0) -> torch.Tensor:
 def trained_supernet() -> tuple[DartsSearchNetwork, OneShotMutator]:
     """A supernet whose BatchNorm statistics are mixed over a few paths."""
     net, mutator = small_supernet()
-    spos = Spos(net, mutator, torch.optim.SGD(net.parameters(), lr=0.05), generator=torch.Generator().manual_seed(0))
+    spos = Spos(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.05),
+        generator=torch.Generator().manual_seed(0),
+    )
     for i in range(3):
         spos.step(batch(i), None)
     return net, mutator
@@ -396,7 +458,9 @@ def test_recalibrate_bn_raises_when_the_loader_is_too_short():
 def test_path_accuracy_with_bn_recalibration_equals_an_independent_computation():
     net, mutator = trained_supernet()
     genotype = get_genotype("DARTS_V2")
-    bn_batches = [(images(10 + i, 6, shift=1.5), torch.zeros(6, dtype=torch.long)) for i in range(3)]
+    bn_batches = [
+        (images(10 + i, 6, shift=1.5), torch.zeros(6, dtype=torch.long)) for i in range(3)
+    ]
     x_val = images(20, 12)
     # Independently: a copy with the path set, statistics reset to a cumulative average of 3 batches, then eval.
     ref_net, ref_mutator = copy.deepcopy((net, mutator))
@@ -412,7 +476,12 @@ def test_path_accuracy_with_bn_recalibration_equals_an_independent_computation()
         ref_net.eval()
         y_val = ref_net(x_val).argmax(1)  # labels the recalibrated path gets all right
     loader = [(x_val[:6], y_val[:6]), (x_val[6:], y_val[6:])]
-    assert path_accuracy(net, mutator, genotype, loader, recalibrate_bn_batches=3, bn_loader=bn_batches) == 1.0
+    assert (
+        path_accuracy(
+            net, mutator, genotype, loader, recalibrate_bn_batches=3, bn_loader=bn_batches
+        )
+        == 1.0
+    )
     # Without recalibration the stale statistics give other predictions: the check above has power.
     assert path_accuracy(net, mutator, genotype, loader) < 1.0
 
@@ -426,7 +495,9 @@ def test_path_accuracy_without_recalibration_is_the_eval_accuracy_of_the_path():
     ref_net.eval()
     with torch.no_grad():
         expected = (ref_net(x).argmax(1) == y).float().mean().item()
-    assert path_accuracy(net, mutator, genotype, [(x[:4], y[:4]), (x[4:], y[4:])]) == pytest.approx(expected)
+    assert path_accuracy(net, mutator, genotype, [(x[:4], y[:4]), (x[4:], y[4:])]) == pytest.approx(
+        expected
+    )
 
 
 def test_path_accuracy_restores_batchnorm_statistics_and_train_mode():
@@ -435,8 +506,14 @@ def test_path_accuracy_restores_batchnorm_statistics_and_train_mode():
     before = {k: v.clone() for k, v in net.state_dict().items()}
     momenta = [m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     bn_batches = [(images(i, 4, shift=3.0), None) for i in range(2)]
-    path_accuracy(net, mutator, get_genotype("DARTS_V2"), [(images(9, 4), torch.zeros(4, dtype=torch.long))],
-                  recalibrate_bn_batches=2, bn_loader=bn_batches)
+    path_accuracy(
+        net,
+        mutator,
+        get_genotype("DARTS_V2"),
+        [(images(9, 4), torch.zeros(4, dtype=torch.long))],
+        recalibrate_bn_batches=2,
+        bn_loader=bn_batches,
+    )
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert momenta == [m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -451,14 +528,22 @@ def test_path_accuracy_needs_a_bn_loader_to_recalibrate():
 
 # ---------------------------------------------------------------- evolution
 
+
 def sep_conv_count(genotype: Genotype) -> float:
-    return float(sum(op == "sep_conv_3x3" for cell in (genotype.normal, genotype.reduce)
-                     for node in cell for op, _ in node))
+    return float(
+        sum(
+            op == "sep_conv_3x3"
+            for cell in (genotype.normal, genotype.reduce)
+            for node in cell
+            for op, _ in node
+        )
+    )
 
 
 def evolve(seed: int = 0, **kwargs):
-    return evolution_search(sep_conv_count, sample_genotype, mutate_genotype, crossover_genotypes, seed=seed,
-                            **kwargs)
+    return evolution_search(
+        sep_conv_count, sample_genotype, mutate_genotype, crossover_genotypes, seed=seed, **kwargs
+    )
 
 
 def test_evolution_best_so_far_never_decreases_and_beats_the_initial_population():
@@ -483,8 +568,16 @@ def test_evolution_scores_each_genotype_once_and_at_most_population_per_generati
         calls.append(genotype)
         return sep_conv_count(genotype)
 
-    evolution_search(score, sample_genotype, mutate_genotype, crossover_genotypes, population=10, generations=5,
-                     parents=3, seed=0)
+    evolution_search(
+        score,
+        sample_genotype,
+        mutate_genotype,
+        crossover_genotypes,
+        population=10,
+        generations=5,
+        parents=3,
+        seed=0,
+    )
     assert len(calls) == len(set(calls))
     assert 10 < len(calls) <= 10 * 5
 
@@ -497,13 +590,28 @@ def test_evolution_ends_in_a_space_smaller_than_the_population():
         return mutate_genotype(g, rng, prob, primitives=("sep_conv_3x3", "skip_connect"))
 
     # One node with inputs {0, 1} and 2 ops per edge: 4 genotypes per cell, 16 in all.
-    _, best_score, history = evolution_search(sep_conv_count, sample, mutate, crossover_genotypes,
-                                              population=50, generations=5, parents=5, mutation_prob=0.5)
+    _, best_score, history = evolution_search(
+        sep_conv_count,
+        sample,
+        mutate,
+        crossover_genotypes,
+        population=50,
+        generations=5,
+        parents=5,
+        mutation_prob=0.5,
+    )
     assert best_score == 4.0 and history[-1] == 4.0
 
 
-@pytest.mark.parametrize("kwargs, name", [({"population": 0}, "population"), ({"generations": 0}, "generations"),
-                                          ({"parents": 0}, "parents"), ({"mutation_prob": 1.5}, "mutation_prob")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"population": 0}, "population"),
+        ({"generations": 0}, "generations"),
+        ({"parents": 0}, "parents"),
+        ({"mutation_prob": 1.5}, "mutation_prob"),
+    ],
+)
 def test_evolution_rejects_bad_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
         evolve(**kwargs)
@@ -511,7 +619,9 @@ def test_evolution_rejects_bad_settings(kwargs, name):
 
 def test_evolution_rejects_a_nan_score():
     with pytest.raises(ValueError, match="NaN"):
-        evolution_search(lambda g: float("nan"), sample_genotype, mutate_genotype, crossover_genotypes)
+        evolution_search(
+            lambda g: float("nan"), sample_genotype, mutate_genotype, crossover_genotypes
+        )
 
 
 def test_evolution_operators_keep_valid_genotypes():

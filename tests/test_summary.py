@@ -24,5 +24,6 @@ def test_uniform_counts_the_choices_left_after_pruning():
     start = {"e": [1 / 7] * 6 + [1 / 7 + 0.01]}
     d = decisiveness({"e": names}, start, end, {"e": {"chosen": ["op0"]}}, remaining={"e": 4})
     assert d["times_uniform"] == pytest.approx(0.4 * 4)
-    assert decisiveness({"e": names}, start, end, {"e": {"chosen": ["op0"]}})["times_uniform"] == \
-        pytest.approx(0.4 * 7)
+    assert decisiveness({"e": names}, start, end, {"e": {"chosen": ["op0"]}})[
+        "times_uniform"
+    ] == pytest.approx(0.4 * 7)

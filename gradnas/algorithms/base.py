@@ -28,8 +28,10 @@ def optimizer_params(optimizer: torch.optim.Optimizer) -> list[nn.Parameter]:
 def check_disjoint(weights: Iterable[nn.Parameter], alphas: Iterable[nn.Parameter]) -> None:
     """Weights and alphas are separate sets, built explicitly; overlap is a setup bug."""
     if {id(p) for p in weights} & {id(p) for p in alphas}:
-        raise ValueError("the weight optimizer holds architecture parameters; build it from "
-                         "supernet.parameters() and the arch optimizer from mutator.arch_parameters()")
+        raise ValueError(
+            "the weight optimizer holds architecture parameters; build it from "
+            "supernet.parameters() and the arch optimizer from mutator.arch_parameters()"
+        )
 
 
 def use_data_parallel(algorithm: object, model: nn.Module, replicas: Replicas) -> None:

@@ -70,10 +70,17 @@ class Darts:
             backward; exact, one forward fewer, more memory).
     """
 
-    def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, unrolled: bool = False,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0, hessian: str = "finite_difference") -> None:
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: DiffMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        arch_optimizer: torch.optim.Optimizer,
+        unrolled: bool = False,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+        hessian: str = "finite_difference",
+    ) -> None:
         if hessian not in HESSIANS:
             raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
         if unrolled:
@@ -90,7 +97,9 @@ class Darts:
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
         self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
-        self.replicas = SINGLE_PROCESS  # averages the gradients DDP does not see (gradnas.algorithms.base)
+        self.replicas = (
+            SINGLE_PROCESS  # averages the gradients DDP does not see (gradnas.algorithms.base)
+        )
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on ``train_batch``.
@@ -100,10 +109,16 @@ class Darts:
         """
         val_logits, val_loss = self.architecture_step(train_batch, val_batch)
         logits, loss = self.weight_step(train_batch)
-        return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item(),
-                "val_loss": val_loss.item(), "val_acc": accuracy(val_logits, val_batch[1]).item()}
+        return {
+            "train_loss": loss.item(),
+            "train_acc": accuracy(logits, train_batch[1]).item(),
+            "val_loss": val_loss.item(),
+            "val_acc": accuracy(val_logits, val_batch[1]).item(),
+        }
 
-    def architecture_step(self, train_batch: Batch, val_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def architecture_step(
+        self, train_batch: Batch, val_batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Set every alpha's gradient and step the architecture optimizer.
 
         Returns the validation logits and loss, detached. ``train_batch`` is
@@ -137,7 +152,9 @@ class Darts:
         return logits.detach(), loss.detach()
 
     # -- second order ------------------------------------------------------
-    def _unrolled_backward(self, train_batch: Batch, val_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _unrolled_backward(
+        self, train_batch: Batch, val_batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Set alpha.grad to the second-order DARTS gradient (see the class docstring)."""
         (x_train, y_train), (x_val, y_val) = train_batch, val_batch
         weights, alphas = self.weights, self.alphas
@@ -155,14 +172,16 @@ class Darts:
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
             grads = self._grads(val_loss, alphas + weights)
-            grad_alpha, v = grads[:len(alphas)], grads[len(alphas):]
+            grad_alpha, v = grads[: len(alphas)], grads[len(alphas) :]
             # 3. The mixed Hessian term at w, sum_i xi_i * grad^2_{alpha, w_i} L_train(w) . v_i.
             set_weights(weights, saved_weights)
             xi_v = list(torch._foreach_mul(v, xis))
             if self.hessian == "exact":
                 hessian_term = self._exact_mixed_hvp(x_train, y_train, xi_v)
             else:
-                hessian_term = self._finite_difference_mixed_hvp(x_train, y_train, xi_v, saved_weights)
+                hessian_term = self._finite_difference_mixed_hvp(
+                    x_train, y_train, xi_v, saved_weights
+                )
         finally:
             set_weights(weights, saved_weights)
             set_weights(buffers, saved_buffers)
@@ -170,7 +189,9 @@ class Darts:
             a.grad = g - h
         return val_logits, val_loss
 
-    def _virtual_step(self, grads: Sequence[torch.Tensor]) -> tuple[list[float], list[torch.Tensor]]:
+    def _virtual_step(
+        self, grads: Sequence[torch.Tensor]
+    ) -> tuple[list[float], list[torch.Tensor]]:
         """Per weight, the learning rate ``xi`` and the direction
         ``d = momentum * buf + grad + weight_decay * w`` of the step the weight
         optimizer would take, each read from the weight's own param group."""
@@ -181,18 +202,28 @@ class Darts:
             momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
             params = group["params"]
             g = [next(grads) for _ in params]
-            d = list(torch._foreach_add(g, torch._foreach_mul([w.detach() for w in params], weight_decay)))
+            d = list(
+                torch._foreach_add(
+                    g, torch._foreach_mul([w.detach() for w in params], weight_decay)
+                )
+            )
             # Weights without a momentum buffer (none before their first step) move by d alone.
-            bufs = [(i, state[w]["momentum_buffer"]) for i, w in enumerate(params)
-                    if state.get(w, {}).get("momentum_buffer") is not None]
+            bufs = [
+                (i, state[w]["momentum_buffer"])
+                for i, w in enumerate(params)
+                if state.get(w, {}).get("momentum_buffer") is not None
+            ]
             if momentum and bufs:
-                torch._foreach_add_([d[i] for i, _ in bufs], torch._foreach_mul([b for _, b in bufs], momentum))
+                torch._foreach_add_(
+                    [d[i] for i, _ in bufs], torch._foreach_mul([b for _, b in bufs], momentum)
+                )
             xis += [group["lr"]] * len(params)
             directions += d
         return xis, directions
 
-    def _finite_difference_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor],
-                                     w0: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _finite_difference_mixed_hvp(
+        self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor], w0: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """DARTS eq. 8 along ``u = xi * v``: ``(grad_alpha L(w0 + eps u) - grad_alpha L(w0 - eps u)) / (2 eps)``
         with ``eps = 0.01 / ||u||``. With one ``xi`` for every weight the weights
         move by ``0.01 * v / ||v||``, exactly DARTS' perturbation, and the
@@ -216,7 +247,9 @@ class Darts:
             g_minus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
         return [(gp - gm) / (2 * eps) for gp, gm in zip(g_plus, g_minus)]
 
-    def _exact_mixed_hvp(self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _exact_mixed_hvp(
+        self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """``grad_alpha (grad_w L(w, alpha) . xi_v)`` by double backward at the current weights."""
         loss = self.criterion(self.supernet(x), y)
         grads = torch.autograd.grad(loss, self.weights, create_graph=True, allow_unused=True)
@@ -281,4 +314,5 @@ def check_plain_sgd(optimizer: torch.optim.Optimizer) -> None:
             raise ValueError(
                 f"unrolled DARTS models the weight step as plain momentum SGD, but param group {i} of the "
                 f"weight optimizer sets nesterov={group.get('nesterov')}, dampening={group.get('dampening')}, "
-                f"maximize={group.get('maximize')}")
+                f"maximize={group.get('maximize')}"
+            )

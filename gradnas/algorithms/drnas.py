@@ -68,8 +68,10 @@ class ProgressiveStage:
 
 # xiangning-chen/DrNAS, DARTS-space/train_search.py: train_epochs = [25, 25], architecture steps
 # `if epoch >= 10` with the epoch counted within the stage, ks = [6, 4], num_keeps = [7, 4].
-PUBLISHED_STAGES = (ProgressiveStage(epochs=25, warmup_epochs=10, partial_channels=6, num_ops=7),
-                    ProgressiveStage(epochs=25, warmup_epochs=10, partial_channels=4, num_ops=4))
+PUBLISHED_STAGES = (
+    ProgressiveStage(epochs=25, warmup_epochs=10, partial_channels=6, num_ops=7),
+    ProgressiveStage(epochs=25, warmup_epochs=10, partial_channels=4, num_ops=4),
+)
 
 
 def check_stages(stages: Sequence[ProgressiveStage]) -> None:
@@ -79,13 +81,19 @@ def check_stages(stages: Sequence[ProgressiveStage]) -> None:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             raise ValueError(f"stage {i}: every field must be an int, got {stage}")
         if stage.epochs < 1 or not 0 <= stage.warmup_epochs < stage.epochs:
-            raise ValueError(f"stage {i}: needs epochs >= 1 and 0 <= warmup_epochs < epochs, got {stage}")
+            raise ValueError(
+                f"stage {i}: needs epochs >= 1 and 0 <= warmup_epochs < epochs, got {stage}"
+            )
         if stage.partial_channels < 2 or stage.num_ops < 1:
-            raise ValueError(f"stage {i}: needs partial_channels >= 2 and num_ops >= 1, got {stage}")
+            raise ValueError(
+                f"stage {i}: needs partial_channels >= 2 and num_ops >= 1, got {stage}"
+            )
     for i, (a, b) in enumerate(itertools.pairwise(stages)):
         if b.partial_channels > a.partial_channels or b.num_ops > a.num_ops:
-            raise ValueError(f"stage {i + 1}: K and num_ops may only shrink from stage to stage, "
-                             f"got {a} then {b}")
+            raise ValueError(
+                f"stage {i + 1}: K and num_ops may only shrink from stage to stage, "
+                f"got {a} then {b}"
+            )
 
 
 def top_ops(mean_probs: torch.Tensor, names: Sequence[str], num_ops: int) -> list[str]:
@@ -125,14 +133,28 @@ class DrNas:
             whose epochs are the stages' sum.
     """
 
-    def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, regularizer: str = "l2", kl_weight: float = 1e-3,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0, stages: Sequence[ProgressiveStage] = ()) -> None:
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: DiffMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        arch_optimizer: torch.optim.Optimizer,
+        regularizer: str = "l2",
+        kl_weight: float = 1e-3,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+        stages: Sequence[ProgressiveStage] = (),
+    ) -> None:
         if regularizer not in REGULARIZERS:
-            raise ValueError(f"regularizer must be one of {list(REGULARIZERS)}, got {regularizer!r}")
-        if (isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float))
-                or not math.isfinite(kl_weight) or kl_weight < 0):
+            raise ValueError(
+                f"regularizer must be one of {list(REGULARIZERS)}, got {regularizer!r}"
+            )
+        if (
+            isinstance(kl_weight, bool)
+            or not isinstance(kl_weight, (int, float))
+            or not math.isfinite(kl_weight)
+            or kl_weight < 0
+        ):
             raise ValueError(f"kl_weight must be a finite number >= 0, got {kl_weight!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
@@ -149,33 +171,46 @@ class DrNas:
         check_disjoint(self.weights, self.alphas)
         self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
         self.replicas = SINGLE_PROCESS  # averages the alpha gradients (gradnas.algorithms.base)
-        self.dirichlet_decisions = [space_id for space_id, members in mutator.search_spaces.items()
-                                    if isinstance(members[0], DirichletOP) and space_id in mutator.arch_params]
+        self.dirichlet_decisions = [
+            space_id
+            for space_id, members in mutator.search_spaces.items()
+            if isinstance(members[0], DirichletOP) and space_id in mutator.arch_params
+        ]
         if not self.dirichlet_decisions:
-            raise ValueError("DrNAS found no DirichletOP decision with an alpha; build the supernet with "
-                             "op_mutable=DirichletOP and call mutator.prepare_from_supernet(supernet)")
+            raise ValueError(
+                "DrNAS found no DirichletOP decision with an alpha; build the supernet with "
+                "op_mutable=DirichletOP and call mutator.prepare_from_supernet(supernet)"
+            )
         self.stages = tuple(stages)
         check_stages(self.stages)
         if self.stages:
             self._check_first_stage()
         self.epoch = 0
         self.stage = 0
-        self.kept: list[dict[str, list[str]]] = []  # each pruning's kept ops per decision, for the state dict
+        self.kept: list[
+            dict[str, list[str]]
+        ] = []  # each pruning's kept ops per decision, for the state dict
 
     def _check_first_stage(self) -> None:
         first = self.stages[0]
         if getattr(self.supernet, "partial_channels", None) != first.partial_channels:
-            raise ValueError(f"the first stage has K={first.partial_channels}, the supernet "
-                             f"partial_channels={getattr(self.supernet, 'partial_channels', None)}")
+            raise ValueError(
+                f"the first stage has K={first.partial_channels}, the supernet "
+                f"partial_channels={getattr(self.supernet, 'partial_channels', None)}"
+            )
         for space_id in self.dirichlet_decisions:
             count = len(self.mutator.search_spaces[space_id][0].full_choice_names)
             if count != first.num_ops:
-                raise ValueError(f"the first stage searches {first.num_ops} ops per edge, {space_id} has {count}")
+                raise ValueError(
+                    f"the first stage searches {first.num_ops} ops per edge, {space_id} has {count}"
+                )
 
     def kl_term(self) -> torch.Tensor:
         """Sum over the Dirichlet decisions of KL(Dir(elu(alpha) + 1) || Dir(1))."""
-        return sum(dirichlet_kl_to_uniform(self.mutator.arch_params[space_id])
-                   for space_id in self.dirichlet_decisions)
+        return sum(
+            dirichlet_kl_to_uniform(self.mutator.arch_params[space_id])
+            for space_id in self.dirichlet_decisions
+        )
 
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on
@@ -200,8 +235,13 @@ class DrNas:
         self.arch_optimizer.step()
 
         logits, loss = self.weight_step(train_batch)
-        return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item(),
-                "val_loss": val_loss.item(), "val_acc": accuracy(val_logits, y_val).item(), **metrics}
+        return {
+            "train_loss": loss.item(),
+            "train_acc": accuracy(logits, train_batch[1]).item(),
+            "val_loss": val_loss.item(),
+            "val_acc": accuracy(val_logits, y_val).item(),
+            **metrics,
+        }
 
     def weight_step(self, train_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One step of the weights on the training loss; the logits and the loss."""
@@ -223,7 +263,10 @@ class DrNas:
     @property
     def in_warmup(self) -> bool:
         """Whether the current epoch is in its stage's warm-up (no architecture steps)."""
-        return bool(self.stages) and self.epoch - self.stage_start(self.stage) < self.stages[self.stage].warmup_epochs
+        return (
+            bool(self.stages)
+            and self.epoch - self.stage_start(self.stage) < self.stages[self.stage].warmup_epochs
+        )
 
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
         """Track the epoch; entering a later stage prunes the ops and widens the
@@ -234,10 +277,14 @@ class DrNas:
             return
         total = self.stage_start(len(self.stages))
         if total != num_epochs:
-            raise ValueError(f"the progressive stages cover {total} epochs, the search runs {num_epochs}")
+            raise ValueError(
+                f"the progressive stages cover {total} epochs, the search runs {num_epochs}"
+            )
         stage = max(i for i in range(len(self.stages)) if self.stage_start(i) <= epoch)
         if stage < self.stage:
-            raise ValueError(f"epoch {epoch} is in stage {stage}, before the current stage {self.stage}")
+            raise ValueError(
+                f"epoch {epoch} is in stage {stage}, before the current stage {self.stage}"
+            )
         while self.stage < stage:
             nxt = self.stages[self.stage + 1]
             self.enter_stage(self.strongest_ops(nxt.num_ops), nxt.partial_channels)
@@ -261,13 +308,18 @@ class DrNas:
         if self.stage + 1 >= len(self.stages):
             raise ValueError(f"the schedule has no stage after stage {self.stage}")
         if sorted(kept) != sorted(self.dirichlet_decisions):
-            raise ValueError(f"pruning needs the kept ops of every decision {sorted(self.dirichlet_decisions)}, "
-                             f"got {sorted(kept)}")
+            raise ValueError(
+                f"pruning needs the kept ops of every decision {sorted(self.dirichlet_decisions)}, "
+                f"got {sorted(kept)}"
+            )
         alpha_successors: dict[nn.Parameter, Successor] = {}
         for space_id, names in kept.items():
             old = self.mutator.arch_params[space_id]
             index = self.mutator.prune_choices(space_id, names)
-            alpha_successors[old] = (self.mutator.arch_params[space_id], lambda t, i=index: t[i.to(t.device)])
+            alpha_successors[old] = (
+                self.mutator.arch_params[space_id],
+                lambda t, i=index: t[i.to(t.device)],
+            )
         weight_successors: dict[nn.Parameter, Successor] = {}
         if partial_channels != self.supernet.partial_channels:
             for old, new, grow in self.supernet.widen_partial_channels(partial_channels):
@@ -296,20 +348,35 @@ class DrNas:
         state dicts, whose shapes are those of that stage."""
         if not self.stages:
             if state:
-                raise ValueError(f"DrNas keeps no state without progressive stages, got keys {sorted(state)}")
+                raise ValueError(
+                    f"DrNas keeps no state without progressive stages, got keys {sorted(state)}"
+                )
             return
         if set(state) != {"epoch", "stage", "kept"}:
-            raise ValueError(f"DrNas state needs exactly the keys 'epoch', 'stage', 'kept', got {sorted(state)}")
+            raise ValueError(
+                f"DrNas state needs exactly the keys 'epoch', 'stage', 'kept', got {sorted(state)}"
+            )
         epoch, stage, kept = state["epoch"], state["stage"], state["kept"]
-        if (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0 or isinstance(stage, bool)
-                or not isinstance(stage, int) or not 0 <= stage < len(self.stages)
-                or not isinstance(kept, list) or len(kept) != stage):
-            raise ValueError(f"DrNas state: need an epoch >= 0, a stage in 0..{len(self.stages) - 1} and one "
-                             f"kept-ops entry per stage entered, got epoch={epoch!r}, stage={stage!r}, "
-                             f"{len(kept) if isinstance(kept, list) else kept!r} kept entries")
-        if stage < self.stage or kept[:self.stage] != self.kept:
-            raise ValueError(f"DrNas state is at stage {stage} with other pruning than this search "
-                             f"(at stage {self.stage}); load it into a freshly built one")
+        if (
+            isinstance(epoch, bool)
+            or not isinstance(epoch, int)
+            or epoch < 0
+            or isinstance(stage, bool)
+            or not isinstance(stage, int)
+            or not 0 <= stage < len(self.stages)
+            or not isinstance(kept, list)
+            or len(kept) != stage
+        ):
+            raise ValueError(
+                f"DrNas state: need an epoch >= 0, a stage in 0..{len(self.stages) - 1} and one "
+                f"kept-ops entry per stage entered, got epoch={epoch!r}, stage={stage!r}, "
+                f"{len(kept) if isinstance(kept, list) else kept!r} kept entries"
+            )
+        if stage < self.stage or kept[: self.stage] != self.kept:
+            raise ValueError(
+                f"DrNas state is at stage {stage} with other pruning than this search "
+                f"(at stage {self.stage}); load it into a freshly built one"
+            )
         while self.stage < stage:
             self.enter_stage(kept[self.stage], self.stages[self.stage + 1].partial_channels)
         self.epoch = epoch

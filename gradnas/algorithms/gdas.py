@@ -66,12 +66,26 @@ class Gdas(Darts):
         grad_clip: max norm of the weight gradient (GDAS: 5); None to skip.
     """
 
-    def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, tau_max: float = TAU_MAX, tau_min: float = TAU_MIN,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0) -> None:
-        super().__init__(supernet, mutator, weight_optimizer, arch_optimizer, unrolled=False,
-                         criterion=criterion, grad_clip=grad_clip)
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: DiffMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        arch_optimizer: torch.optim.Optimizer,
+        tau_max: float = TAU_MAX,
+        tau_min: float = TAU_MIN,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+    ) -> None:
+        super().__init__(
+            supernet,
+            mutator,
+            weight_optimizer,
+            arch_optimizer,
+            unrolled=False,
+            criterion=criterion,
+            grad_clip=grad_clip,
+        )
         check_hard_gumbel(mutator)
         self.tau_max, self.tau_min = check_schedule(tau_max, tau_min)
         self.set_tau(self.tau_max)
@@ -99,7 +113,9 @@ class Gdas(Darts):
         missing = [k for k in STATE_KEYS if k not in state]
         unknown = sorted(set(state) - set(STATE_KEYS))
         if missing or unknown:
-            raise ValueError(f"Gdas state must have keys {list(STATE_KEYS)}; missing {missing}, unknown {unknown}")
+            raise ValueError(
+                f"Gdas state must have keys {list(STATE_KEYS)}; missing {missing}, unknown {unknown}"
+            )
         tau_max, tau_min = check_schedule(state["tau_max"], state["tau_min"])
         tau = state["tau"]
         if not is_number(tau) or not tau > 0:
@@ -114,7 +130,9 @@ def is_number(x: object) -> bool:
 
 def check_schedule(tau_max: float, tau_min: float) -> tuple[float, float]:
     if not (is_number(tau_max) and is_number(tau_min)) or not tau_max >= tau_min > 0:
-        raise ValueError(f"GDAS needs tau_max >= tau_min > 0, got tau_max={tau_max!r}, tau_min={tau_min!r}")
+        raise ValueError(
+            f"GDAS needs tau_max >= tau_min > 0, got tau_max={tau_max!r}, tau_min={tau_min!r}"
+        )
     return float(tau_max), float(tau_min)
 
 
@@ -124,10 +142,14 @@ def check_hard_gumbel(mutator: DiffMutator) -> None:
     mutables = [m for members in mutator.search_spaces.values() for m in members]
     gumbel = [m for m in mutables if isinstance(m, (GumbelOP, GumbelEdge))]
     if not gumbel:
-        raise ValueError("Gdas needs a supernet with GumbelOP(hard=True) mutables (e.g. DartsSearchNetwork("
-                         "op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True))), prepared by the mutator; "
-                         "found none")
+        raise ValueError(
+            "Gdas needs a supernet with GumbelOP(hard=True) mutables (e.g. DartsSearchNetwork("
+            "op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True))), prepared by the mutator; "
+            "found none"
+        )
     soft = sorted({m.space_id for m in gumbel if not m.hard})
     if soft:
-        raise ValueError(f"Gdas samples hard (one op per edge), but these Gumbel mutables are soft "
-                         f"(hard=False): {soft}")
+        raise ValueError(
+            f"Gdas samples hard (one op per edge), but these Gumbel mutables are soft "
+            f"(hard=False): {soft}"
+        )

@@ -19,8 +19,9 @@ from torch import nn
 Successor = tuple[nn.Parameter, Callable[[torch.Tensor], torch.Tensor]] | None
 
 
-def rebuild_optimizer(optimizer: torch.optim.Optimizer,
-                      successors: Mapping[nn.Parameter, Successor]) -> torch.optim.Optimizer:
+def rebuild_optimizer(
+    optimizer: torch.optim.Optimizer, successors: Mapping[nn.Parameter, Successor]
+) -> torch.optim.Optimizer:
     """A new optimizer of ``optimizer``'s class, hyper-parameters and current
     learning rate, over its parameters after the changes in ``successors``.
 
@@ -31,7 +32,9 @@ def rebuild_optimizer(optimizer: torch.optim.Optimizer,
     one mapped to None is dropped with its state.
     """
     if len(optimizer.param_groups) != 1:
-        raise ValueError(f"rebuild_optimizer handles one parameter group, got {len(optimizer.param_groups)}")
+        raise ValueError(
+            f"rebuild_optimizer handles one parameter group, got {len(optimizer.param_groups)}"
+        )
     group = {key: value for key, value in optimizer.param_groups[0].items() if key != "params"}
     params, state = [], {}
     for old in optimizer.param_groups[0]["params"]:
@@ -41,8 +44,10 @@ def rebuild_optimizer(optimizer: torch.optim.Optimizer,
         new, grow = successor
         params.append(new)
         if old in optimizer.state:
-            state[new] = {key: grow(value) if grow is not None and _shaped_like(value, old) else value
-                          for key, value in optimizer.state[old].items()}
+            state[new] = {
+                key: grow(value) if grow is not None and _shaped_like(value, old) else value
+                for key, value in optimizer.state[old].items()
+            }
     rebuilt = type(optimizer)([{"params": params, **group}], **optimizer.defaults)
     for param, param_state in state.items():
         rebuilt.state[param] = param_state

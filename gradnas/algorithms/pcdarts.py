@@ -46,16 +46,33 @@ class PCDarts(Darts):
             3e-4; Adam lr 6e-4, betas (0.5, 0.999), weight decay 1e-3).
     """
 
-    def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, warmup_epochs: int = PUBLISHED_WARMUP_EPOCHS,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0) -> None:
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: DiffMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        arch_optimizer: torch.optim.Optimizer,
+        warmup_epochs: int = PUBLISHED_WARMUP_EPOCHS,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+    ) -> None:
+        if (
+            isinstance(warmup_epochs, bool)
+            or not isinstance(warmup_epochs, int)
+            or warmup_epochs < 0
+        ):
             raise ValueError(f"warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
-        super().__init__(supernet, mutator, weight_optimizer, arch_optimizer, unrolled=False, criterion=criterion,
-                         grad_clip=grad_clip)
+        super().__init__(
+            supernet,
+            mutator,
+            weight_optimizer,
+            arch_optimizer,
+            unrolled=False,
+            criterion=criterion,
+            grad_clip=grad_clip,
+        )
         self.warmup_epochs = warmup_epochs
         self.epoch = 0
 
@@ -78,8 +95,10 @@ class PCDarts(Darts):
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < num_epochs:
             raise ValueError(f"epoch must be an int in 0..{num_epochs - 1}, got {epoch!r}")
         if self.warmup_epochs >= num_epochs:
-            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) leaves no architecture epoch in a "
-                             f"{num_epochs}-epoch search; lower it (PC-DARTS: 15 of 50 epochs)")
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) leaves no architecture epoch in a "
+                f"{num_epochs}-epoch search; lower it (PC-DARTS: 15 of 50 epochs)"
+            )
         self.epoch = epoch
 
     def state_dict(self) -> dict:

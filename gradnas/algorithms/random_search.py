@@ -18,8 +18,12 @@ from collections.abc import Callable
 from ..genotype import Genotype
 
 
-def random_search(sample: Callable[[random.Random], Genotype], evaluate: Callable[[Genotype], float], n: int,
-                  seed: int) -> tuple[Genotype, float, list[tuple[Genotype, float]]]:
+def random_search(
+    sample: Callable[[random.Random], Genotype],
+    evaluate: Callable[[Genotype], float],
+    n: int,
+    seed: int,
+) -> tuple[Genotype, float, list[tuple[Genotype, float]]]:
     """Evaluate ``n`` genotypes drawn by ``sample(random.Random(seed))``.
 
     Returns ``(best_genotype, best_score, trials)``: ``trials`` lists every

@@ -56,7 +56,12 @@ def linear_temperature(epoch: int, num_epochs: int, tau_start: float, tau_end: f
 
 
 def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
 
@@ -82,16 +87,30 @@ class Snas:
         grad_clip: max norm of the weight gradient; None to skip.
     """
 
-    def __init__(self, supernet: nn.Module, mutator: DiffMutator, weight_optimizer: torch.optim.Optimizer,
-                 arch_optimizer: torch.optim.Optimizer, tau_start: float = TAU_START, tau_end: float = TAU_END,
-                 resource_penalty: float = 0.0, resource_costs: Mapping[str, float] | None = None,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0) -> None:
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: DiffMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        arch_optimizer: torch.optim.Optimizer,
+        tau_start: float = TAU_START,
+        tau_end: float = TAU_END,
+        resource_penalty: float = 0.0,
+        resource_costs: Mapping[str, float] | None = None,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+    ) -> None:
         self.tau_start = _positive(tau_start, "tau_start")
         self.tau_end = _positive(tau_end, "tau_end")
-        if (isinstance(resource_penalty, bool) or not isinstance(resource_penalty, (int, float))
-                or not math.isfinite(resource_penalty) or resource_penalty < 0):
-            raise ValueError(f"resource_penalty must be a finite number >= 0, got {resource_penalty!r}")
+        if (
+            isinstance(resource_penalty, bool)
+            or not isinstance(resource_penalty, (int, float))
+            or not math.isfinite(resource_penalty)
+            or resource_penalty < 0
+        ):
+            raise ValueError(
+                f"resource_penalty must be a finite number >= 0, got {resource_penalty!r}"
+            )
         if grad_clip is not None:
             _positive(grad_clip, "grad_clip")
         self.resource_penalty = float(resource_penalty)
@@ -118,28 +137,48 @@ class Snas:
         for space_id, members in self.mutator.search_spaces.items():
             if isinstance(members[0], DifferentiableEdge):
                 continue
-            if not isinstance(members[0], GumbelOP) or members[0].hard or space_id not in self.mutator.arch_params:
+            if (
+                not isinstance(members[0], GumbelOP)
+                or members[0].hard
+                or space_id not in self.mutator.arch_params
+            ):
                 wrong.append(space_id)
             ops.append(space_id)
         if wrong:
-            raise ValueError(f"SNAS needs every op decision to be GumbelOP(hard=False) with an alpha "
-                             f"(op_mutable=snas_op_mutable); these are not: {wrong}")
+            raise ValueError(
+                f"SNAS needs every op decision to be GumbelOP(hard=False) with an alpha "
+                f"(op_mutable=snas_op_mutable); these are not: {wrong}"
+            )
         if not ops:
-            raise ValueError("SNAS found no op decision in the mutator; call mutator.prepare_from_supernet first")
+            raise ValueError(
+                "SNAS found no op decision in the mutator; call mutator.prepare_from_supernet first"
+            )
         return ops
 
     def _cost_table(self, resource_costs: Mapping[str, float] | None) -> dict[str, torch.Tensor]:
         """Per op decision, the cost of each choice summed over the mutables sharing it."""
-        names = {name for sid in self.op_decisions for name in self.mutator.search_spaces[sid][0].full_choice_names}
+        names = {
+            name
+            for sid in self.op_decisions
+            for name in self.mutator.search_spaces[sid][0].full_choice_names
+        }
         if resource_costs is not None:
             missing = sorted(names - set(resource_costs))
             unknown = sorted(set(resource_costs) - names)
             if missing or unknown:
-                raise ValueError(f"resource_costs must give a cost for exactly the ops of the space; "
-                                 f"missing: {missing}, unknown: {unknown}")
+                raise ValueError(
+                    f"resource_costs must give a cost for exactly the ops of the space; "
+                    f"missing: {missing}, unknown: {unknown}"
+                )
             for name, cost in resource_costs.items():
-                if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost):
-                    raise ValueError(f"resource_costs[{name!r}] must be a finite number, got {cost!r}")
+                if (
+                    isinstance(cost, bool)
+                    or not isinstance(cost, (int, float))
+                    or not math.isfinite(cost)
+                ):
+                    raise ValueError(
+                        f"resource_costs[{name!r}] must be a finite number, got {cost!r}"
+                    )
         table = {}
         for space_id in self.op_decisions:
             members = self.mutator.search_spaces[space_id]
@@ -148,7 +187,9 @@ class Snas:
                 if resource_costs is not None:
                     costs.append(float(resource_costs[name]) * len(members))
                 else:
-                    costs.append(float(sum(p.numel() for m in members for p in m.choices[name].parameters())))
+                    costs.append(
+                        float(sum(p.numel() for m in members for p in m.choices[name].parameters()))
+                    )
             alpha = self.mutator.arch_params[space_id]
             table[space_id] = torch.tensor(costs, dtype=alpha.dtype, device=alpha.device)
         return table
@@ -183,7 +224,12 @@ class Snas:
             nn.utils.clip_grad_norm_(self.weights, self.grad_clip)
         self.weight_optimizer.step()
         self.arch_optimizer.step()
-        return {"train_loss": loss.item(), "train_acc": accuracy(logits, y).item(), "tau": self.tau, **metrics}
+        return {
+            "train_loss": loss.item(),
+            "train_acc": accuracy(logits, y).item(),
+            "tau": self.tau,
+            **metrics,
+        }
 
     # -- schedule ------------------------------------------------------------
     def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
@@ -199,7 +245,9 @@ class Snas:
 
     def load_state_dict(self, state: dict) -> None:
         if set(state) != {"epoch", "tau"}:
-            raise ValueError(f"Snas state needs exactly the keys 'epoch' and 'tau', got {sorted(state)}")
+            raise ValueError(
+                f"Snas state needs exactly the keys 'epoch' and 'tau', got {sorted(state)}"
+            )
         epoch = state["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"Snas state: epoch must be an int >= 0, got {epoch!r}")

@@ -44,6 +44,7 @@ G = TypeVar("G", bound=Hashable)
 
 # ---------------------------------------------------------------- the supernet and its paths
 
+
 def spos_supernet(**kwargs: Any) -> DartsSearchNetwork:
     """``DartsSearchNetwork(op_mutable=OneShotOP, **kwargs)`` whose node edges
     are :class:`OneShotEdge` s over the same choices, space ids and ``num_chosen``.
@@ -53,11 +54,15 @@ def spos_supernet(**kwargs: Any) -> DartsSearchNetwork:
     """
     fixed = sorted(key for key in ("op_mutable", "edge_alpha") if key in kwargs)
     if fixed:
-        raise ValueError(f"spos_supernet sets {fixed} itself (one-shot ops, no edge alpha); do not pass them")
+        raise ValueError(
+            f"spos_supernet sets {fixed} itself (one-shot ops, no edge alpha); do not pass them"
+        )
     net = DartsSearchNetwork(op_mutable=OneShotOP, **kwargs)
     for cell in net.cells:
         for i, edge in enumerate(cell.nodes):
-            cell.nodes[i] = OneShotEdge(dict(edge.choices), edge.space_id, num_chosen=edge.num_chosen)
+            cell.nodes[i] = OneShotEdge(
+                dict(edge.choices), edge.space_id, num_chosen=edge.num_chosen
+            )
     return net
 
 
@@ -75,8 +80,10 @@ def subnet_from_genotype(genotype: Genotype) -> Subnet:
         for i, node in enumerate(getattr(genotype, cell_type)):
             inputs = [j for _, j in node]
             if len(set(inputs)) != len(inputs):
-                raise ValueError(f"{cell_type} cell, node {i}: input(s) used twice in {list(node)}; "
-                                 f"a path keeps distinct inputs")
+                raise ValueError(
+                    f"{cell_type} cell, node {i}: input(s) used twice in {list(node)}; "
+                    f"a path keeps distinct inputs"
+                )
             subnet[edge_space_id(cell_type, i)] = {"chosen": [f"input{j}" for j in inputs]}
             for op, j in node:
                 subnet[op_space_id(cell_type, i, j)] = {"chosen": [op]}
@@ -84,6 +91,7 @@ def subnet_from_genotype(genotype: Genotype) -> Subnet:
 
 
 # ---------------------------------------------------------------- stage 1: supernet training
+
 
 class Spos:
     """Single-path supernet training with uniform sampling.
@@ -106,11 +114,19 @@ class Spos:
             resumed search draws the same paths. None uses torch's global RNG.
     """
 
-    def __init__(self, supernet: nn.Module, mutator: OneShotMutator, weight_optimizer: torch.optim.Optimizer,
-                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 grad_clip: float | None = 5.0, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        supernet: nn.Module,
+        mutator: OneShotMutator,
+        weight_optimizer: torch.optim.Optimizer,
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        grad_clip: float | None = 5.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if not mutator.search_spaces:
-            raise ValueError("the mutator knows no decision; call mutator.prepare_from_supernet(supernet) first")
+            raise ValueError(
+                "the mutator knows no decision; call mutator.prepare_from_supernet(supernet) first"
+            )
         self.supernet = supernet
         self.mutator = mutator
         self.weight_optimizer = weight_optimizer
@@ -159,17 +175,23 @@ class Spos:
         if self.generator is not None:
             value = state["generator"]
             if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8:
-                raise ValueError(f"Spos state 'generator' must be a uint8 tensor from Generator.get_state(), "
-                                 f"got {type(value).__name__}")
+                raise ValueError(
+                    f"Spos state 'generator' must be a uint8 tensor from Generator.get_state(), "
+                    f"got {type(value).__name__}"
+                )
             self.generator.set_state(value)
 
 
 # ---------------------------------------------------------------- stage 2: scoring a path
 
+
 def batchnorms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """The BatchNorm layers of ``module`` that keep running statistics."""
-    return [m for m in module.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
 
 
 def recalibrate_bn(model: nn.Module, batches: Iterable[Batch], num_batches: int) -> None:
@@ -198,11 +220,19 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Batch], num_batches: int)
             model(x.to(device))
             seen += 1
     if seen < num_batches:
-        raise ValueError(f"BatchNorm recalibration needs {num_batches} batches, the loader gave only {seen}")
+        raise ValueError(
+            f"BatchNorm recalibration needs {num_batches} batches, the loader gave only {seen}"
+        )
 
 
-def path_accuracy(supernet: nn.Module, mutator: OneShotMutator, genotype: Genotype, loader: Iterable[Batch],
-                  recalibrate_bn_batches: int = 0, bn_loader: Iterable[Batch] | None = None) -> float:
+def path_accuracy(
+    supernet: nn.Module,
+    mutator: OneShotMutator,
+    genotype: Genotype,
+    loader: Iterable[Batch],
+    recalibrate_bn_batches: int = 0,
+    bn_loader: Iterable[Batch] | None = None,
+) -> float:
     """Top-1 accuracy over ``loader`` of the shared weights along ``genotype``'s path.
 
     With ``recalibrate_bn_batches = N > 0`` the BatchNorm statistics are first
@@ -211,14 +241,24 @@ def path_accuracy(supernet: nn.Module, mutator: OneShotMutator, genotype: Genoty
     statistics, momenta and train/eval mode are restored afterwards, so
     scoring a path leaves the supernet as it was; the path stays set.
     """
-    if isinstance(recalibrate_bn_batches, bool) or not isinstance(recalibrate_bn_batches, int) \
-            or recalibrate_bn_batches < 0:
-        raise ValueError(f"recalibrate_bn_batches must be an int >= 0, got {recalibrate_bn_batches!r}")
+    if (
+        isinstance(recalibrate_bn_batches, bool)
+        or not isinstance(recalibrate_bn_batches, int)
+        or recalibrate_bn_batches < 0
+    ):
+        raise ValueError(
+            f"recalibrate_bn_batches must be an int >= 0, got {recalibrate_bn_batches!r}"
+        )
     if recalibrate_bn_batches and bn_loader is None:
-        raise ValueError("recalibrate_bn_batches > 0 needs bn_loader (training batches to re-estimate BatchNorm on)")
+        raise ValueError(
+            "recalibrate_bn_batches > 0 needs bn_loader (training batches to re-estimate BatchNorm on)"
+        )
     mutator.set_subnet(subnet_from_genotype(genotype))
     was_training = supernet.training
-    saved = [(bn, bn.momentum, {k: v.clone() for k, v in bn.state_dict().items()}) for bn in batchnorms(supernet)]
+    saved = [
+        (bn, bn.momentum, {k: v.clone() for k, v in bn.state_dict().items()})
+        for bn in batchnorms(supernet)
+    ]
     try:
         if recalibrate_bn_batches:
             recalibrate_bn(supernet, bn_loader, recalibrate_bn_batches)
@@ -253,10 +293,18 @@ def _device_of(model: nn.Module) -> torch.device:
 
 # ---------------------------------------------------------------- stage 2: evolution
 
-def evolution_search(score: Callable[[G], float], sample: Callable[[random.Random], G],
-                     mutate: Callable[[G, random.Random, float], G], crossover: Callable[[G, G, random.Random], G],
-                     population: int = 50, generations: int = 20, parents: int = 10, mutation_prob: float = 0.1,
-                     seed: int = 0) -> tuple[G, float, list[float]]:
+
+def evolution_search(
+    score: Callable[[G], float],
+    sample: Callable[[random.Random], G],
+    mutate: Callable[[G, random.Random, float], G],
+    crossover: Callable[[G, G, random.Random], G],
+    population: int = 50,
+    generations: int = 20,
+    parents: int = 10,
+    mutation_prob: float = 0.1,
+    seed: int = 0,
+) -> tuple[G, float, list[float]]:
     """SPOS' evolutionary architecture search; returns ``(best, best_score, history)``.
 
     Defaults are SPOS' (the release's search script,
@@ -280,11 +328,18 @@ def evolution_search(score: Callable[[G], float], sample: Callable[[random.Rando
     Everything random comes from ``random.Random(seed)``, so a seed (and a
     deterministic ``score``) fixes the result.
     """
-    for name, value in (("population", population), ("generations", generations), ("parents", parents)):
+    for name, value in (
+        ("population", population),
+        ("generations", generations),
+        ("parents", parents),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    if isinstance(mutation_prob, bool) or not isinstance(mutation_prob, (int, float)) \
-            or not 0.0 <= mutation_prob <= 1.0:
+    if (
+        isinstance(mutation_prob, bool)
+        or not isinstance(mutation_prob, (int, float))
+        or not 0.0 <= mutation_prob <= 1.0
+    ):
         raise ValueError(f"mutation_prob must be a number in [0, 1], got {mutation_prob!r}")
     rng = random.Random(seed)
     scores: dict[G, float] = {}
@@ -316,7 +371,11 @@ def evolution_search(score: Callable[[G], float], sample: Callable[[random.Rando
             break
         taken: set[G] = set()
         half = population // 2
-        candidates = new_candidates(lambda top=top: mutate(rng.choice(top), rng, mutation_prob), half, taken)
-        candidates += new_candidates(lambda top=top: crossover(rng.choice(top), rng.choice(top), rng), half, taken)
+        candidates = new_candidates(
+            lambda top=top: mutate(rng.choice(top), rng, mutation_prob), half, taken
+        )
+        candidates += new_candidates(
+            lambda top=top: crossover(rng.choice(top), rng.choice(top), rng), half, taken
+        )
         candidates += new_candidates(lambda: sample(rng), population - len(candidates), taken)
     return top[0], scores[top[0]], history

@@ -66,12 +66,30 @@ class CifarFormat:
 
 
 CIFAR_FORMATS: dict[str, CifarFormat] = {
-    "cifar10": CifarFormat("cifar10", "CIFAR-10", "cifar-10-batches-bin", "cifar-10-binary.tar.gz",
-                           tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
-                           label_offset=0, num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD),
-    "cifar100": CifarFormat("cifar100", "CIFAR-100", "cifar-100-binary", "cifar-100-binary.tar.gz",
-                            ("train.bin",), ("test.bin",),
-                            label_offset=1, num_classes=100, mean=CIFAR100_MEAN, std=CIFAR100_STD),
+    "cifar10": CifarFormat(
+        "cifar10",
+        "CIFAR-10",
+        "cifar-10-batches-bin",
+        "cifar-10-binary.tar.gz",
+        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        ("test_batch.bin",),
+        label_offset=0,
+        num_classes=10,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+    ),
+    "cifar100": CifarFormat(
+        "cifar100",
+        "CIFAR-100",
+        "cifar-100-binary",
+        "cifar-100-binary.tar.gz",
+        ("train.bin",),
+        ("test.bin",),
+        label_offset=1,
+        num_classes=100,
+        mean=CIFAR100_MEAN,
+        std=CIFAR100_STD,
+    ),
 }
 
 
@@ -98,9 +116,10 @@ def find_cifar_files(name: str, data_dir: str | Path, train: bool) -> list[Path]
     missing = [n for n in names if not (folder / n).is_file()]
     raise DataError(
         f"{fmt.title} {'training' if train else 'test'} file(s) missing in {folder}: {', '.join(missing)}. "
-        f"Download the \"{fmt.title} binary version\" ({fmt.tarball}) from the dataset authors' page at "
+        f'Download the "{fmt.title} binary version" ({fmt.tarball}) from the dataset authors\' page at '
         f"the University of Toronto, {_SOURCE}, extract it, and pass the extracted {fmt.folder}/ folder "
-        f"or the folder that contains it.")
+        f"or the folder that contains it."
+    )
 
 
 def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -108,14 +127,20 @@ def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.
     path = Path(path)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % fmt.record_size:
-        raise DataError(f"{path}: {raw.size} bytes is not a whole number of {fmt.title} records of "
-                        f"{fmt.record_size} bytes; the file is truncated or not a {fmt.title} binary file")
+        raise DataError(
+            f"{path}: {raw.size} bytes is not a whole number of {fmt.title} records of "
+            f"{fmt.record_size} bytes; the file is truncated or not a {fmt.title} binary file"
+        )
     records = raw.reshape(-1, fmt.record_size)  # (N, record_size)
     labels = records[:, fmt.label_offset].astype(np.int64)  # (N,)
-    images = records[:, fmt.record_size - _PIXELS:].reshape(-1, 3, 32, 32)  # (N, 3, 32, 32), RGB planes
+    images = records[:, fmt.record_size - _PIXELS :].reshape(
+        -1, 3, 32, 32
+    )  # (N, 3, 32, 32), RGB planes
     if labels.max() >= fmt.num_classes:
-        raise DataError(f"{path}: label {labels.max()} out of range 0..{fmt.num_classes - 1}; "
-                        f"is this a {fmt.title} binary file?")
+        raise DataError(
+            f"{path}: label {labels.max()} out of range 0..{fmt.num_classes - 1}; "
+            f"is this a {fmt.title} binary file?"
+        )
     return images, labels
 
 
@@ -141,19 +166,30 @@ class CifarDataset(Dataset):
         transform: applied to each normalised image, e.g. ``cifar_augmentation(...)``.
     """
 
-    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
-                 mean: Sequence[float] = CIFAR10_MEAN, std: Sequence[float] = CIFAR10_STD,
-                 transform: Transform | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray | torch.Tensor,
+        labels: np.ndarray | torch.Tensor,
+        mean: Sequence[float] = CIFAR10_MEAN,
+        std: Sequence[float] = CIFAR10_STD,
+        transform: Transform | None = None,
+    ) -> None:
         images = torch.as_tensor(images)
         labels = torch.as_tensor(labels)
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"images must be a uint8 (N, C, H, W) array, got {images.dtype} "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 (N, C, H, W) array, got {images.dtype} "
+                f"{tuple(images.shape)}"
+            )
         if labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+            raise ValueError(
+                f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+            )
         if len(mean) != images.shape[1] or len(std) != images.shape[1]:
-            raise ValueError(f"mean and std need one value per channel ({images.shape[1]}), "
-                             f"got {len(mean)} and {len(std)}")
+            raise ValueError(
+                f"mean and std need one value per channel ({images.shape[1]}), "
+                f"got {len(mean)} and {len(std)}"
+            )
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.images = images
@@ -178,8 +214,14 @@ class CifarDataset(Dataset):
         return self.images.shape[1]
 
 
-def load_cifar(name: str, data_dir: str | Path, train: bool, augment: bool, cutout: int = 0,
-               generator: torch.Generator | None = None) -> CifarDataset:
+def load_cifar(
+    name: str,
+    data_dir: str | Path,
+    train: bool,
+    augment: bool,
+    cutout: int = 0,
+    generator: torch.Generator | None = None,
+) -> CifarDataset:
     """CIFAR-10 (``"cifar10"``) or CIFAR-100 (``"cifar100"``) from the binary files.
 
     ``data_dir`` is the extracted tarball folder or the folder containing
@@ -193,6 +235,7 @@ def load_cifar(name: str, data_dir: str | Path, train: bool, augment: bool, cuto
     images, labels = read_cifar(name, data_dir, train)
     transform = None
     if augment or cutout:
-        transform = cifar_augmentation(fmt.mean, fmt.std, augment=augment, cutout_length=cutout,
-                                       generator=generator)
+        transform = cifar_augmentation(
+            fmt.mean, fmt.std, augment=augment, cutout_length=cutout, generator=generator
+        )
     return CifarDataset(images, labels, fmt.mean, fmt.std, transform)

@@ -28,8 +28,16 @@ class EpochBatchSampler(Sampler[list[int]]):
     step.
     """
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -44,7 +52,11 @@ class EpochBatchSampler(Sampler[list[int]]):
         if not self.shuffle:
             return list(range(self.size))
         # A well-mixed 64-bit seed from (seed, epoch): neighbouring epochs get unrelated orders.
-        mixed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(2, np.uint32).view(np.uint64)[0])
+        mixed = int(
+            np.random.SeedSequence([self.seed, epoch])
+            .generate_state(2, np.uint32)
+            .view(np.uint64)[0]
+        )
         generator = torch.Generator().manual_seed(mixed & 0x7FFF_FFFF_FFFF_FFFF)
         return torch.randperm(self.size, generator=generator).tolist()
 
@@ -59,9 +71,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         order = self.order(epoch)
         global_batch = self.batch_size * self.world_size
         for b in range(start, len(self)):
-            chunk = order[b * global_batch:(b + 1) * global_batch]
+            chunk = order[b * global_batch : (b + 1) * global_batch]
             share = len(chunk) // self.world_size
-            yield chunk[self.rank * share:(self.rank + 1) * share]
+            yield chunk[self.rank * share : (self.rank + 1) * share]
 
 
 def make_loader(
@@ -83,8 +95,15 @@ def make_loader(
     data sets such as the digits. ``rank`` and ``world_size`` give this
     process' share of each batch in a data-parallel run.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed, drop_last,  # type: ignore[arg-type]
-                                rank, world_size)
+    sampler = EpochBatchSampler(
+        len(dataset),
+        batch_size,
+        shuffle,
+        seed,
+        drop_last,  # type: ignore[arg-type]
+        rank,
+        world_size,
+    )
     return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
 
 
@@ -161,9 +180,7 @@ class InfiniteStream:
         return batch
 
 
-def split_dataset(
-    dataset: Dataset, fraction: float, seed: int
-) -> tuple[Subset, Subset]:
+def split_dataset(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
     """Split any map-style data set into two disjoint, seeded ``Subset``s.
 
     ``fraction`` is the share of samples that go to the *second* subset

@@ -60,8 +60,15 @@ def _digits_augmentation(augment: bool, cutout: int) -> Transform | None:
     return Compose(steps) if steps else None
 
 
-def load_splits(name: str, data_dir: str = "", seed: int = 0, val_fraction: float = 0.5,
-                test_fraction: float = 0.2, augment: bool = False, cutout: int = 0) -> Splits:
+def load_splits(
+    name: str,
+    data_dir: str = "",
+    seed: int = 0,
+    val_fraction: float = 0.5,
+    test_fraction: float = 0.2,
+    augment: bool = False,
+    cutout: int = 0,
+) -> Splits:
     """The data set ``name`` (``digits``, ``cifar10``, ``cifar100``) split for search and retraining.
 
     Augmentation (``augment``: random crop and, on CIFAR, flip; ``cutout``)
@@ -73,7 +80,9 @@ def load_splits(name: str, data_dir: str = "", seed: int = 0, val_fraction: floa
         transform = _digits_augmentation(augment, cutout)
         if transform is not None:
             train, val = TransformedDataset(train, transform), TransformedDataset(val, transform)
-        return Splits(name, train, val, ConcatDataset([train, val]), d.test, d.in_channels, d.num_classes)
+        return Splits(
+            name, train, val, ConcatDataset([train, val]), d.test, d.in_channels, d.num_classes
+        )
     if name in ("cifar10", "cifar100"):
         full = load_cifar(name, data_dir, train=True, augment=augment, cutout=cutout)
         test = load_cifar(name, data_dir, train=False, augment=False)

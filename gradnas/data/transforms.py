@@ -24,12 +24,18 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 def _check_image(img: torch.Tensor) -> None:
     if not isinstance(img, torch.Tensor) or img.dim() != 3:
-        raise ValueError(f"expected one (C, H, W) image tensor, got "
-                         f"{tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}")
+        raise ValueError(
+            f"expected one (C, H, W) image tensor, got "
+            f"{tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}"
+        )
 
 
-def random_crop(img: torch.Tensor, padding: int = 4, fill: float | Sequence[float] = 0.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop(
+    img: torch.Tensor,
+    padding: int = 4,
+    fill: float | Sequence[float] = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Pad each side by ``padding`` pixels of ``fill``, then crop back to (H, W)
     at a uniformly drawn offset in ``0..2 * padding`` on each axis.
 
@@ -43,15 +49,20 @@ def random_crop(img: torch.Tensor, padding: int = 4, fill: float | Sequence[floa
     channels, height, width = img.shape
     fill_t = torch.as_tensor(fill, dtype=img.dtype, device=img.device).reshape(-1)
     if fill_t.numel() not in (1, channels):
-        raise ValueError(f"fill must be one value or one per channel ({channels}), got {fill_t.numel()}")
-    padded = fill_t.reshape(-1, 1, 1).expand(channels, height + 2 * padding, width + 2 * padding).clone()
-    padded[:, padding:padding + height, padding:padding + width] = img  # (C, H + 2p, W + 2p)
+        raise ValueError(
+            f"fill must be one value or one per channel ({channels}), got {fill_t.numel()}"
+        )
+    padded = (
+        fill_t.reshape(-1, 1, 1).expand(channels, height + 2 * padding, width + 2 * padding).clone()
+    )
+    padded[:, padding : padding + height, padding : padding + width] = img  # (C, H + 2p, W + 2p)
     top, left = torch.randint(0, 2 * padding + 1, (2,), generator=generator).tolist()
-    return padded[:, top:top + height, left:left + width].clone()
+    return padded[:, top : top + height, left : left + width].clone()
 
 
-def random_horizontal_flip(img: torch.Tensor, p: float = 0.5,
-                           generator: torch.Generator | None = None) -> torch.Tensor:
+def random_horizontal_flip(
+    img: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Mirror the image left-right with probability ``p``."""
     _check_image(img)
     if not 0.0 <= p <= 1.0:
@@ -61,7 +72,9 @@ def random_horizontal_flip(img: torch.Tensor, p: float = 0.5,
     return img.clone()
 
 
-def cutout(img: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def cutout(
+    img: torch.Tensor, length: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Zero a ``length`` x ``length`` square whose centre is drawn uniformly
     over the image; the part outside the image is clipped away.
 
@@ -80,7 +93,7 @@ def cutout(img: torch.Tensor, length: int, generator: torch.Generator | None = N
     y = int(torch.randint(0, height, (1,), generator=generator))
     x = int(torch.randint(0, width, (1,), generator=generator))
     y0, x0 = y - length // 2, x - length // 2
-    out[:, max(0, y0):max(0, y0 + length), max(0, x0):max(0, x0 + length)] = 0.0
+    out[:, max(0, y0) : max(0, y0 + length), max(0, x0) : max(0, x0 + length)] = 0.0
     return out
 
 
@@ -99,8 +112,13 @@ class Compose:
         return f"Compose({self.transforms!r})"
 
 
-def cifar_augmentation(mean: Sequence[float], std: Sequence[float], augment: bool = True, cutout_length: int = 0,
-                       generator: torch.Generator | None = None) -> Compose:
+def cifar_augmentation(
+    mean: Sequence[float],
+    std: Sequence[float],
+    augment: bool = True,
+    cutout_length: int = 0,
+    generator: torch.Generator | None = None,
+) -> Compose:
     """DARTS' CIFAR training augmentation for images already normalised with
     ``mean`` / ``std``: crop with 4 pixels of black padding and flip (when
     ``augment``), then cutout of ``cutout_length`` (0 = none; DARTS uses 16).

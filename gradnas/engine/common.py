@@ -41,8 +41,9 @@ def flush_denormals() -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader,
-             replicas: Replicas = SINGLE_PROCESS) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, loader: torch.utils.data.DataLoader, replicas: Replicas = SINGLE_PROCESS
+) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` in eval mode over ``loader``, on the model's device.
 
     Data-parallel, each rank passes its shard (:func:`gradnas.parallel.shard`)
@@ -82,12 +83,19 @@ class Progress:
     alpha_history: list[dict] = field(default_factory=list)  # search only
 
     def to_state(self) -> dict:
-        return {"epoch": self.epoch, "step": self.step, "sums": dict(self.sums), "history": self.history,
-                "alpha_history": self.alpha_history}
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "sums": dict(self.sums),
+            "history": self.history,
+            "alpha_history": self.alpha_history,
+        }
 
     @classmethod
     def from_state(cls, p: dict) -> Progress:
-        return cls(p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"]))
+        return cls(
+            p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"])
+        )
 
 
 def quiet(message: str) -> None:
@@ -124,37 +132,58 @@ def check_same_position(replicas: Replicas, run: Progress, out: Path) -> None:
     each other forever, so a mismatch stops them with an error instead."""
     positions = replicas.gather((run.epoch, run.step))
     if len(set(positions)) > 1:
-        raise RunDirError(f"{out}: the processes read different checkpoints (epoch, step per rank: {positions}); "
-                          f"is another run still writing this folder?")
+        raise RunDirError(
+            f"{out}: the processes read different checkpoints (epoch, step per rank: {positions}); "
+            f"is another run still writing this folder?"
+        )
 
 
 def check_thread_count(saved: int, log: Callable[[str], None]) -> None:
     if saved != torch.get_num_threads():
-        log(f"warning: the run was checkpointed with {saved} threads and resumes with "
-            f"{torch.get_num_threads()}; results may differ in the last bits (set 'threads' in the config)")
+        log(
+            f"warning: the run was checkpointed with {saved} threads and resumes with "
+            f"{torch.get_num_threads()}; results may differ in the last bits (set 'threads' in the config)"
+        )
 
 
-def check_finite(metrics: dict[str, float], epoch: int, step: int,
-                 named_tensors: Iterable[tuple[str, torch.Tensor]] = ()) -> None:
+def check_finite(
+    metrics: dict[str, float],
+    epoch: int,
+    step: int,
+    named_tensors: Iterable[tuple[str, torch.Tensor]] = (),
+) -> None:
     """Stop on a non-finite metric or tensor, naming epoch, step and what."""
     bad = [key for key, value in metrics.items() if not math.isfinite(value)]
     bad += [name for name, tensor in named_tensors if not torch.isfinite(tensor).all()]
     if bad:
         what = ", ".join(bad[:4] + (["..."] if len(bad) > 4 else []))
-        raise NonFiniteError(f"non-finite values at epoch {epoch + 1}, step {step}: {what}; "
-                             f"the last good checkpoint is kept")
+        raise NonFiniteError(
+            f"non-finite values at epoch {epoch + 1}, step {step}: {what}; "
+            f"the last good checkpoint is kept"
+        )
 
 
 def check_finite_weights(module: nn.Module, epoch: int, step: int) -> None:
     if not all(torch.isfinite(p).all() for p in module.parameters()):
-        raise NonFiniteError(f"non-finite weights at epoch {epoch + 1}, step {step}; "
-                             f"the last good checkpoint is kept")
+        raise NonFiniteError(
+            f"non-finite weights at epoch {epoch + 1}, step {step}; "
+            f"the last good checkpoint is kept"
+        )
 
 
-def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object], dict[str, float]], run: Progress,
-                    num_epochs: int, checkpoint_every: int, save: Callable[[], None], stop: StopRequest,
-                    resume_hint: str, progress: bool, check: Callable[[dict[str, float]], None],
-                    replicas: Replicas = SINGLE_PROCESS) -> None:
+def run_epoch_steps(
+    loader: torch.utils.data.DataLoader,
+    step: Callable[[object], dict[str, float]],
+    run: Progress,
+    num_epochs: int,
+    checkpoint_every: int,
+    save: Callable[[], None],
+    stop: StopRequest,
+    resume_hint: str,
+    progress: bool,
+    check: Callable[[dict[str, float]], None],
+    replicas: Replicas = SINGLE_PROCESS,
+) -> None:
     """The steps of epoch ``run.epoch`` from step ``run.step`` on: one ``step(batch)`` per batch.
 
     Accumulates the step metrics in ``run.sums``, checkpoints every
@@ -174,30 +203,51 @@ def run_epoch_steps(loader: torch.utils.data.DataLoader, step: Callable[[object]
         # checkpoint, so drawing it again would shift every later random
         # number (the samples of GDAS, SNAS and DrNAS).
         torch.set_rng_state(rng)
-    bar = tqdm(batches, desc=f"epoch {run.epoch + 1}/{num_epochs}", leave=False, disable=not progress,
-               dynamic_ncols=True, initial=run.step, total=steps_per_epoch)
+    bar = tqdm(
+        batches,
+        desc=f"epoch {run.epoch + 1}/{num_epochs}",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+        initial=run.step,
+        total=steps_per_epoch,
+    )
     for batch in bar:
         metrics = step(batch)
         run.step += 1
         check(metrics)
         for key, value in metrics.items():
             run.sums[key] = run.sums.get(key, 0.0) + value
-        bar.set_postfix(loss=f"{run.sums['train_loss'] / run.step:.3f}", acc=f"{run.sums['train_acc'] / run.step:.3f}")
+        bar.set_postfix(
+            loss=f"{run.sums['train_loss'] / run.step:.3f}",
+            acc=f"{run.sums['train_acc'] / run.step:.3f}",
+        )
         if run.step < steps_per_epoch:
             if replicas.any(stop.signum is not None):
                 save()
                 signum = stop.signum or int(signal.SIGTERM)
-                raise Interrupted(f"stopped by signal {signum} at epoch {run.epoch + 1}, step {run.step}; "
-                                  f"checkpoint written; continue with: {resume_hint}", signum)
+                raise Interrupted(
+                    f"stopped by signal {signum} at epoch {run.epoch + 1}, step {run.step}; "
+                    f"checkpoint written; continue with: {resume_hint}",
+                    signum,
+                )
             if checkpoint_every and run.step % checkpoint_every == 0:
                 save()
     bar.close()
 
 
-def stop_after_epoch(stop: StopRequest, run: Progress, num_epochs: int, resume_hint: str,
-                     replicas: Replicas = SINGLE_PROCESS) -> None:
+def stop_after_epoch(
+    stop: StopRequest,
+    run: Progress,
+    num_epochs: int,
+    resume_hint: str,
+    replicas: Replicas = SINGLE_PROCESS,
+) -> None:
     """Raise :class:`Interrupted` after an epoch's checkpoint when a stop was requested (on any rank)."""
     if replicas.any(stop.signum is not None) and run.epoch < num_epochs:
         signum = stop.signum or int(signal.SIGTERM)
-        raise Interrupted(f"stopped by signal {signum} after epoch {run.epoch}; checkpoint written; "
-                          f"continue with: {resume_hint}", signum)
+        raise Interrupted(
+            f"stopped by signal {signum} after epoch {run.epoch}; checkpoint written; "
+            f"continue with: {resume_hint}",
+            signum,
+        )

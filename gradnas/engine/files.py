@@ -15,7 +15,9 @@ class RunDirError(ValueError):
     """A run folder that cannot be used as asked."""
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None) -> None:
+def _atomic_write(
+    path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None
+) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over ``path``.
 
     The rename is atomic on POSIX, so readers see the old file or the new
@@ -69,7 +71,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise RunDirError(f"checkpoint {str(path)!r} does not exist") from None
     except Exception as err:  # truncated zip, bad pickle, foreign object: all one message
-        raise RunDirError(f"checkpoint {str(path)!r} is corrupt or not a gradnas checkpoint ({err})") from None
+        raise RunDirError(
+            f"checkpoint {str(path)!r} is corrupt or not a gradnas checkpoint ({err})"
+        ) from None
 
 
 def prepare_run_dir(path: Path, force: bool) -> Path:
@@ -78,7 +82,9 @@ def prepare_run_dir(path: Path, force: bool) -> Path:
     if path.exists() and not path.is_dir():
         raise RunDirError(f"run folder {str(path)!r} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise RunDirError(f"run folder {str(path)!r} already exists and is not empty; "
-                          f"choose another --out or pass --force to overwrite it")
+        raise RunDirError(
+            f"run folder {str(path)!r} already exists and is not empty; "
+            f"choose another --out or pass --force to overwrite it"
+        )
     path.mkdir(parents=True, exist_ok=True)
     return path

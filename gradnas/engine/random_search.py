@@ -35,20 +35,36 @@ from .files import prepare_run_dir, write_text
 TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
 
 
-def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loader, in_channels: int,
-                    num_classes: int, seed: int, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
-                    device: torch.device = torch.device("cpu")) -> tuple[float, int]:
+def train_and_score(
+    genotype: Genotype,
+    cfg: SearchConfig,
+    train_loader,
+    val_loader,
+    in_channels: int,
+    num_classes: int,
+    seed: int,
+    replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+    device: torch.device = torch.device("cpu"),
+) -> tuple[float, int]:
     """Validation accuracy of ``genotype``'s network after ``random.epochs`` of
     DARTS' SGD (lr from the search config, cosine), and its weight count."""
     seed_everything(seed)
-    net = NetworkCIFAR(genotype, C=cfg.random.C, layers=cfg.random.layers, in_channels=in_channels,
-                       num_classes=num_classes).to(device)
+    net = NetworkCIFAR(
+        genotype,
+        C=cfg.random.C,
+        layers=cfg.random.layers,
+        in_channels=in_channels,
+        num_classes=num_classes,
+    ).to(device)
     forward = parallel.wrap(net, replicas, device)
     opt = cfg.optim
-    optimizer = torch.optim.SGD(net.parameters(), lr=opt.weight_lr, momentum=opt.momentum,
-                                weight_decay=opt.weight_decay)
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=opt.weight_lr, momentum=opt.momentum, weight_decay=opt.weight_decay
+    )
     steps = cfg.random.epochs * len(train_loader)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=opt.weight_lr_min)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=steps, eta_min=opt.weight_lr_min
+    )
     net.train()
     for _ in range(cfg.random.epochs):
         for batch in train_loader:
@@ -65,8 +81,9 @@ def train_and_score(genotype: Genotype, cfg: SearchConfig, train_loader, val_loa
     return acc, sum(p.numel() for p in net.parameters())
 
 
-def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False,
-                      log: Callable[[str], None] = print) -> Genotype:
+def run_random_search(
+    cfg: SearchConfig, out_dir: str | Path, force: bool = False, log: Callable[[str], None] = print
+) -> Genotype:
     out = Path(out_dir)
     flush_denormals()
     if cfg.threads:
@@ -76,38 +93,79 @@ def run_random_search(cfg: SearchConfig, out_dir: str | Path, force: bool = Fals
     if not main:
         log = quiet
     d = cfg.data
-    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
-    train_loader = make_loader(splits.train, d.batch_size, shuffle=True, seed=cfg.seed, rank=replicas.rank,
-                               world_size=replicas.world_size)
-    val_loader = make_loader(Subset(splits.val, parallel.shard(len(splits.val), replicas)), d.batch_size,
-                             shuffle=False, seed=cfg.seed)
+    splits = load_splits(
+        d.name,
+        d.data_dir,
+        seed=cfg.seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        augment=d.augment,
+        cutout=d.cutout,
+    )
+    train_loader = make_loader(
+        splits.train,
+        d.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        rank=replicas.rank,
+        world_size=replicas.world_size,
+    )
+    val_loader = make_loader(
+        Subset(splits.val, parallel.shard(len(splits.val), replicas)),
+        d.batch_size,
+        shuffle=False,
+        seed=cfg.seed,
+    )
     if main:
         prepare_run_dir(out, force)
         write_text(out / "config.yaml", dump_config(cfg))
     steps = cfg.network.steps
     concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
-    log(f"random search: {cfg.random.trials} genotypes, each trained {cfg.random.epochs} epochs "
-        f"(C={cfg.random.C}, {cfg.random.layers} cells) on {d.name} -> {out}")
+    log(
+        f"random search: {cfg.random.trials} genotypes, each trained {cfg.random.epochs} epochs "
+        f"(C={cfg.random.C}, {cfg.random.layers} cells) on {d.name} -> {out}"
+    )
     rows: list[dict] = []
 
     def score(genotype: Genotype) -> float:
         start = time.perf_counter()
         trial = len(rows) + 1
-        acc, params = train_and_score(genotype, cfg, train_loader, val_loader, splits.in_channels,
-                                      splits.num_classes, seed=cfg.seed + trial, replicas=replicas, device=device)
+        acc, params = train_and_score(
+            genotype,
+            cfg,
+            train_loader,
+            val_loader,
+            splits.in_channels,
+            splits.num_classes,
+            seed=cfg.seed + trial,
+            replicas=replicas,
+            device=device,
+        )
         best = max([acc] + [r["val_acc"] for r in rows])
-        rows.append({"trial": trial, "val_acc": round(acc, 6), "best_val_acc": round(best, 6),
-                     "parameters": params, "seconds": round(time.perf_counter() - start, 3),
-                     "genotype": str(genotype)})
+        rows.append(
+            {
+                "trial": trial,
+                "val_acc": round(acc, 6),
+                "best_val_acc": round(best, 6),
+                "parameters": params,
+                "seconds": round(time.perf_counter() - start, 3),
+                "genotype": str(genotype),
+            }
+        )
         if main:
             write_text(out / "trials.csv", csv_text(rows, TRIAL_COLUMNS))
-        log(f"trial {trial}/{cfg.random.trials}  val_acc {acc:.4f}  best {best:.4f}  "
-            f"({rows[-1]['seconds']:.1f}s, {params:,} weights)")
+        log(
+            f"trial {trial}/{cfg.random.trials}  val_acc {acc:.4f}  best {best:.4f}  "
+            f"({rows[-1]['seconds']:.1f}s, {params:,} weights)"
+        )
         return acc
 
-    best, best_score, _ = random_search(lambda rng: sample_genotype(rng, steps=steps, concat=concat), score,
-                                        cfg.random.trials, cfg.seed)
+    best, best_score, _ = random_search(
+        lambda rng: sample_genotype(rng, steps=steps, concat=concat),
+        score,
+        cfg.random.trials,
+        cfg.seed,
+    )
     if not main:
         return best
     write_text(out / "genotype.json", best.to_json(indent=2) + "\n")

@@ -75,7 +75,16 @@ from .summary import decisiveness
 from .tensorboard import TensorboardLog
 
 CHECKPOINT_FORMAT = "gradnas-search-1"
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "weight_lr", "tau", "seconds")
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "weight_lr",
+    "tau",
+    "seconds",
+)
 
 
 @dataclass
@@ -104,8 +113,11 @@ class SearchResult:
     out_dir: Path
 
 
-def build_search(cfg: SearchConfig, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
-                 device: torch.device = torch.device("cpu")) -> SearchSetup:
+def build_search(
+    cfg: SearchConfig,
+    replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+    device: torch.device = torch.device("cpu"),
+) -> SearchSetup:
     """Data, supernet, mutator, optimizers and algorithm for ``cfg``, seeded.
 
     Every rank seeds alike, so all build the same supernet and alphas and
@@ -115,19 +127,45 @@ def build_search(cfg: SearchConfig, replicas: parallel.Replicas = parallel.SINGL
     """
     seed_everything(cfg.seed)
     d = cfg.data
-    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
+    splits = load_splits(
+        d.name,
+        d.data_dir,
+        seed=cfg.seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        augment=d.augment,
+        cutout=d.cutout,
+    )
     parts = build_search_parts(cfg, splits.in_channels, splits.num_classes)
     batch, rank, world = cfg.data.batch_size, replicas.rank, replicas.world_size
-    train_loader = make_loader(splits.train, batch, shuffle=True, seed=cfg.seed, rank=rank, world_size=world)
-    val_loader = make_loader(Subset(splits.val, parallel.shard(len(splits.val), replicas)), batch, shuffle=False,
-                             seed=cfg.seed)
+    train_loader = make_loader(
+        splits.train, batch, shuffle=True, seed=cfg.seed, rank=rank, world_size=world
+    )
+    val_loader = make_loader(
+        Subset(splits.val, parallel.shard(len(splits.val), replicas)),
+        batch,
+        shuffle=False,
+        seed=cfg.seed,
+    )
     # DARTS reads the validation half as a stream alongside the training half.
-    val_stream = InfiniteStream(make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1, rank=rank,
-                                            world_size=world))
-    setup = SearchSetup(parts.supernet, parts.mutator, parts.algorithm, parts.weight_optimizer,
-                        parts.arch_optimizer, parts.scheduler, train_loader, val_loader, val_stream,
-                        splits.in_channels, splits.num_classes, replicas, device)
+    val_stream = InfiniteStream(
+        make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1, rank=rank, world_size=world)
+    )
+    setup = SearchSetup(
+        parts.supernet,
+        parts.mutator,
+        parts.algorithm,
+        parts.weight_optimizer,
+        parts.arch_optimizer,
+        parts.scheduler,
+        train_loader,
+        val_loader,
+        val_stream,
+        splits.in_channels,
+        splits.num_classes,
+        replicas,
+        device,
+    )
     return setup
 
 
@@ -145,11 +183,15 @@ def place_on_device(setup: SearchSetup, cfg: SearchConfig) -> None:
     if cfg.sync_bn:
         parallel.convert_sync_batchnorm(setup.supernet, device)
     # GDAS and SPOS run part of the weights per forward.
-    ddp = parallel.wrap(setup.supernet, replicas, device, find_unused=cfg.algorithm in ("gdas", "spos"))
+    ddp = parallel.wrap(
+        setup.supernet, replicas, device, find_unused=cfg.algorithm in ("gdas", "spos")
+    )
     use_data_parallel(setup.algorithm, ddp, replicas)
 
 
-def alpha_snapshot(mutator: nn.Module, choices: dict[str, list[str]] | None = None) -> dict[str, list[float]]:
+def alpha_snapshot(
+    mutator: nn.Module, choices: dict[str, list[str]] | None = None
+) -> dict[str, list[float]]:
     """softmax(alpha) of every decision; with ``choices`` (each decision's ops as
     built) an op pruned since (DrNAS' progressive search) is listed with 0."""
     if not isinstance(mutator, DiffMutator):
@@ -174,11 +216,19 @@ def adopt_rebuilt_optimizers(setup: SearchSetup, log: Callable[[str], None] | No
     if getattr(algorithm, "weight_optimizer", setup.weight_optimizer) is not setup.weight_optimizer:
         setup.scheduler = move_scheduler(setup.scheduler, algorithm.weight_optimizer)
         setup.weight_optimizer = algorithm.weight_optimizer
-        if setup.replicas.active:  # DDP knows the parameters it was built with: wrap the new supernet
-            use_data_parallel(algorithm, parallel.wrap(setup.supernet, setup.replicas, setup.device), setup.replicas)
+        if (
+            setup.replicas.active
+        ):  # DDP knows the parameters it was built with: wrap the new supernet
+            use_data_parallel(
+                algorithm,
+                parallel.wrap(setup.supernet, setup.replicas, setup.device),
+                setup.replicas,
+            )
         if log is not None:
-            log(f"  the supernet changed: {sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
-                f"optimizers rebuilt with their state")
+            log(
+                f"  the supernet changed: {sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
+                f"optimizers rebuilt with their state"
+            )
 
 
 def restore_structure(setup: SearchSetup, state: dict) -> None:
@@ -196,6 +246,7 @@ def compact_genotype(genotype: Genotype | NB201Arch) -> str:
 
     def cell(nodes):
         return " | ".join(" ".join(f"{op}@{j}" for op, j in node) for node in nodes)
+
     return f"normal: {cell(genotype.normal)} || reduce: {cell(genotype.reduce)}"
 
 
@@ -207,7 +258,9 @@ def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) 
         "supernet": setup.supernet.state_dict(),
         "mutator": setup.mutator.state_dict(),
         "weight_optimizer": setup.weight_optimizer.state_dict(),
-        "arch_optimizer": setup.arch_optimizer.state_dict() if setup.arch_optimizer is not None else {},
+        "arch_optimizer": setup.arch_optimizer.state_dict()
+        if setup.arch_optimizer is not None
+        else {},
         "scheduler": setup.scheduler.state_dict(),
         "algorithm": setup.algorithm.state_dict(),
         "val_stream": setup.val_stream.state(),
@@ -236,8 +289,10 @@ def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], Non
 
 def check_world_size(saved: int, now: int, log: Callable[[str], None]) -> None:
     if saved != now:
-        log(f"warning: the run was checkpointed with {saved} process(es) and resumes with {now}; the batches "
-            f"differ from an uninterrupted run from here on (torchrun --nproc-per-node {saved} resumes exactly)")
+        log(
+            f"warning: the run was checkpointed with {saved} process(es) and resumes with {now}; the batches "
+            f"differ from an uninterrupted run from here on (torchrun --nproc-per-node {saved} resumes exactly)"
+        )
 
 
 def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> None:
@@ -248,9 +303,17 @@ def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> No
         save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
 
 
-def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, progress: bool,
-                   log: Callable[[str], None], space_choices: dict, stop: StopRequest,
-                   board: TensorboardLog | None) -> None:
+def _search_epochs(
+    setup: SearchSetup,
+    cfg: SearchConfig,
+    run: Progress,
+    out: Path,
+    progress: bool,
+    log: Callable[[str], None],
+    space_choices: dict,
+    stop: StopRequest,
+    board: TensorboardLog | None,
+) -> None:
     """Epochs from ``run``'s position to the end, checkpointing as configured."""
     resume_hint = f"gradnas search --resume {out}"
     alphas = getattr(setup.mutator, "arch_params", {})  # SPOS has none
@@ -258,7 +321,9 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
     main, device = setup.replicas.is_main, setup.device
 
     def check(metrics):
-        check_finite(metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items()))
+        check_finite(
+            metrics, run.epoch, run.step, ((f"alpha {sid}", a) for sid, a in alphas.items())
+        )
         if board is not None:
             board.step(metrics, run.epoch * steps_per_epoch + run.step)
 
@@ -270,11 +335,21 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
             adopt_rebuilt_optimizers(setup, log)
             run.sums = {}
         weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
-        run_epoch_steps(setup.train_loader,
-                        lambda batch: setup.algorithm.step(to_device(batch, device),
-                                                           to_device(next(setup.val_stream), device)),
-                        run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
-                        resume_hint, progress and main, check, setup.replicas)
+        run_epoch_steps(
+            setup.train_loader,
+            lambda batch: setup.algorithm.step(
+                to_device(batch, device), to_device(next(setup.val_stream), device)
+            ),
+            run,
+            cfg.epochs,
+            cfg.checkpoint_every,
+            lambda: _save(setup, cfg, run, out),
+            stop,
+            resume_hint,
+            progress and main,
+            check,
+            setup.replicas,
+        )
         setup.scheduler.step()
         setup.replicas.broadcast_buffers_(setup.supernet)
         val_loss, val_acc = evaluate(setup.supernet, setup.val_loader, setup.replicas)
@@ -282,33 +357,57 @@ def _search_epochs(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Pa
         if main:
             write_genotype(setup, genotype, out)
         train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
-        row = {"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
-               "train_acc": round(train["train_acc"], 6), "val_loss": round(val_loss, 6),
-               "val_acc": round(val_acc, 6), "weight_lr": weight_lr,
-               "tau": setup.algorithm.state_dict().get("tau", ""),  # Gumbel methods' temperature
-               "seconds": round(time.perf_counter() - start, 3)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(train["train_loss"], 6),
+            "train_acc": round(train["train_acc"], 6),
+            "val_loss": round(val_loss, 6),
+            "val_acc": round(val_acc, 6),
+            "weight_lr": weight_lr,
+            "tau": setup.algorithm.state_dict().get("tau", ""),  # Gumbel methods' temperature
+            "seconds": round(time.perf_counter() - start, 3),
+        }
         run.history.append(row)
         if board is not None:
             board.epoch(row, dict(alphas), epoch + 1)
-        run.alpha_history.append({"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator, space_choices)})
+        run.alpha_history.append(
+            {"epoch": epoch + 1, "probs": alpha_snapshot(setup.mutator, space_choices)}
+        )
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
         if main:
             write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-            write_text(out / "alphas.json", json.dumps({"choices": space_choices, "history": run.alpha_history}))
-        log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
-            f"({row['seconds']:.1f}s)  {compact_genotype(genotype) if genotype is not None else ''}")
+            write_text(
+                out / "alphas.json",
+                json.dumps({"choices": space_choices, "history": run.alpha_history}),
+            )
+        log(
+            f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
+            f"({row['seconds']:.1f}s)  {compact_genotype(genotype) if genotype is not None else ''}"
+        )
         warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
         if warning:
             log(f"  {warning}")
-        if main and cfg.plots and cfg.plot_every and run.epoch % cfg.plot_every == 0 and run.epoch < cfg.epochs \
-                and genotype is not None:
+        if (
+            main
+            and cfg.plots
+            and cfg.plot_every
+            and run.epoch % cfg.plot_every == 0
+            and run.epoch < cfg.epochs
+            and genotype is not None
+        ):
             draw_plots(out, genotype, run.history, bool(alphas))
         stop_after_epoch(stop, run, cfg.epochs, resume_hint, setup.replicas)
 
 
-def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
-               log: Callable[[str], None] = print, resume: bool = False) -> SearchResult:
+def run_search(
+    cfg: SearchConfig,
+    out_dir: str | Path,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    resume: bool = False,
+) -> SearchResult:
     """Run a whole search and write its run folder (see the module docstring).
 
     With ``resume=True``, ``out_dir`` is an existing run folder and ``cfg`` is
@@ -331,13 +430,18 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     replicas, device = parallel.start(cfg.device)
     if not replicas.is_main:
         log, progress = quiet, False
-    setup = build_search(cfg, replicas, device)  # bad data fails here, before the run folder is touched
+    setup = build_search(
+        cfg, replicas, device
+    )  # bad data fails here, before the run folder is touched
     place_on_device(setup, cfg)
     if state is None and replicas.is_main:
         prepare_run_dir(out, force)
     alphas = getattr(setup.mutator, "arch_params", {})
-    space_choices = {sid: list(members[0].full_choice_names)
-                     for sid, members in setup.mutator.search_spaces.items() if sid in alphas}
+    space_choices = {
+        sid: list(members[0].full_choice_names)
+        for sid, members in setup.mutator.search_spaces.items()
+        if sid in alphas
+    }
     if state is None:
         if replicas.is_main:
             write_text(out / "config.yaml", dump_config(cfg))
@@ -347,9 +451,11 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
         check_same_position(replicas, run, out)
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
-    log(f"search: {cfg.algorithm} on {cfg.data.name}{on}, {cfg.epochs} epochs, "
+    log(
+        f"search: {cfg.algorithm} on {cfg.data.name}{on}, {cfg.epochs} epochs, "
         f"{sum(p.numel() for p in setup.supernet.parameters()):,} weights, "
-        f"{sum(a.numel() for a in alphas.values())} alphas -> {out}")
+        f"{sum(a.numel() for a in alphas.values())} alphas -> {out}"
+    )
     board = TensorboardLog(out) if cfg.tensorboard and replicas.is_main else None
     try:
         with StopRequest() as stop:
@@ -364,22 +470,41 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
         return SearchResult(genotype=genotype, history=run.history, out_dir=out)
     write_genotype(setup, genotype, out)
     name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
-    written = ["config.yaml", "metrics.csv", "alphas.json", f"{name}.json", f"{name}.txt", "checkpoint.pt"]
+    written = [
+        "config.yaml",
+        "metrics.csv",
+        "alphas.json",
+        f"{name}.json",
+        f"{name}.txt",
+        "checkpoint.pt",
+    ]
     if cfg.plots:
         written += [p.name for p in draw_plots(out, genotype, run.history, bool(alphas))]
     best = max(run.history, key=lambda row: row["val_acc"])
     seconds = sum(row["seconds"] for row in run.history)
     derived, derived_at = derived_network(genotype, cfg, setup.in_channels, setup.num_classes)
     log(f"search finished in {seconds:.0f}s")
-    log(f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}")
+    log(
+        f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}"
+    )
     log(f"  genotype       {genotype}")
     if alphas:
-        remaining = {sid: len(members[0].full_choice_names) for sid, members in setup.mutator.search_spaces.items()}
-        decided = decisiveness(space_choices, run.alpha_history[0]["probs"], run.alpha_history[-1]["probs"],
-                               setup.mutator.search_subnet(), remaining=remaining)
-        log(f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
+        remaining = {
+            sid: len(members[0].full_choice_names)
+            for sid, members in setup.mutator.search_spaces.items()
+        }
+        decided = decisiveness(
+            space_choices,
+            run.alpha_history[0]["probs"],
+            run.alpha_history[-1]["probs"],
+            setup.mutator.search_subnet(),
+            remaining=remaining,
+        )
+        log(
+            f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
             f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
-            f"changed their strongest op since the start")
+            f"changed their strongest op since the start"
+        )
     log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights {derived_at}")
     warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
     if warning:
@@ -388,7 +513,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, force: bool = False, prog
     return SearchResult(genotype=genotype, history=run.history, out_dir=out)
 
 
-def draw_plots(out: Path, genotype: Genotype | NB201Arch, history: list[dict], has_alphas: bool) -> list[Path]:
+def draw_plots(
+    out: Path, genotype: Genotype | NB201Arch, history: list[dict], has_alphas: bool
+) -> list[Path]:
     """Every plot of the run folder: the NAS-Bench-201 space has curves only
     (alpha panels and cell diagrams are drawn for DARTS cells), SPOS curves
     and cells (it has no alphas)."""
@@ -407,8 +534,14 @@ def spos_evolution(setup: SearchSetup, cfg: SearchConfig, log: Callable[[str], N
     concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
 
     def score(genotype: Genotype) -> float:
-        accuracy = path_accuracy(setup.supernet, setup.mutator, genotype, setup.val_loader,
-                                 recalibrate_bn_batches=sp.bn_batches, bn_loader=setup.train_loader)
+        accuracy = path_accuracy(
+            setup.supernet,
+            setup.mutator,
+            genotype,
+            setup.val_loader,
+            recalibrate_bn_batches=sp.bn_batches,
+            bn_loader=setup.train_loader,
+        )
         # Data-parallel, each rank scored its shard of the validation half: combine them.
         size = len(setup.val_loader.dataset)
         right, total = setup.replicas.sum_([accuracy * size, size])
@@ -416,15 +549,26 @@ def spos_evolution(setup: SearchSetup, cfg: SearchConfig, log: Callable[[str], N
 
     start = time.perf_counter()
     best, best_score, history = evolution_search(
-        score, lambda rng: sample_genotype(rng, steps=steps, concat=concat),
-        mutate_genotype, crossover_genotypes, population=sp.population, generations=sp.generations,
-        parents=sp.parents, mutation_prob=sp.mutation_prob, seed=cfg.seed)
-    log(f"evolution: {sp.generations} generations of {sp.population} paths in {time.perf_counter() - start:.0f}s; "
-        f"best path val_acc {best_score:.4f} (first generation {history[0]:.4f})")
+        score,
+        lambda rng: sample_genotype(rng, steps=steps, concat=concat),
+        mutate_genotype,
+        crossover_genotypes,
+        population=sp.population,
+        generations=sp.generations,
+        parents=sp.parents,
+        mutation_prob=sp.mutation_prob,
+        seed=cfg.seed,
+    )
+    log(
+        f"evolution: {sp.generations} generations of {sp.population} paths in {time.perf_counter() - start:.0f}s; "
+        f"best path val_acc {best_score:.4f} (first generation {history[0]:.4f})"
+    )
     return best
 
 
-def write_genotype(setup: SearchSetup, genotype: Genotype | NB201Arch | None, out: Path) -> Genotype | NB201Arch | None:
+def write_genotype(
+    setup: SearchSetup, genotype: Genotype | NB201Arch | None, out: Path
+) -> Genotype | NB201Arch | None:
     """Write the architecture as JSON and as text (DARTS notation in
     genotype.*, the NAS-Bench-201 arch string in arch.*); None writes nothing."""
     if genotype is None:
@@ -435,13 +579,21 @@ def write_genotype(setup: SearchSetup, genotype: Genotype | NB201Arch | None, ou
     return genotype
 
 
-def derived_network(genotype: Genotype | NB201Arch, cfg: SearchConfig, in_channels: int,
-                    num_classes: int) -> tuple[nn.Module, str]:
+def derived_network(
+    genotype: Genotype | NB201Arch, cfg: SearchConfig, in_channels: int, num_classes: int
+) -> tuple[nn.Module, str]:
     """The fixed network of the found architecture, and at which size it is built."""
     if isinstance(genotype, NB201Arch):
-        net = NB201Network(genotype, C=cfg.nb201.C, N=cfg.nb201.N, num_classes=num_classes, in_channels=in_channels)
+        net = NB201Network(
+            genotype, C=cfg.nb201.C, N=cfg.nb201.N, num_classes=num_classes, in_channels=in_channels
+        )
         return net, f"(NAS-Bench-201 network, C={cfg.nb201.C}, N={cfg.nb201.N})"
     train_defaults = TrainConfig().network
-    net = NetworkCIFAR(genotype, C=train_defaults.C, layers=train_defaults.layers, in_channels=in_channels,
-                       num_classes=num_classes)
+    net = NetworkCIFAR(
+        genotype,
+        C=train_defaults.C,
+        layers=train_defaults.layers,
+        in_channels=in_channels,
+        num_classes=num_classes,
+    )
     return net, f"at the train defaults (C={train_defaults.C}, {train_defaults.layers} cells)"

@@ -22,7 +22,9 @@ class TensorboardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise RunDirError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+            raise RunDirError(
+                "--tensorboard needs the tensorboard package: pip install tensorboard"
+            ) from None
         self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
 
     def step(self, metrics: dict[str, float], global_step: int) -> None:

@@ -66,7 +66,16 @@ from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
 
 CHECKPOINT_FORMAT = "gradnas-train-1"
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "drop_path_prob", "seconds")
+METRIC_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "drop_path_prob",
+    "seconds",
+)
 
 
 def resolve_genotype(spec: str) -> Genotype:
@@ -81,8 +90,10 @@ def resolve_genotype(spec: str) -> Genotype:
     if path.is_dir():
         path = path / "genotype.json"
     if not path.is_file():
-        raise GenotypeError(f"genotype {spec!r} is neither a published name ({', '.join(PUBLISHED)}) "
-                            f"nor a genotype file")
+        raise GenotypeError(
+            f"genotype {spec!r} is neither a published name ({', '.join(PUBLISHED)}) "
+            f"nor a genotype file"
+        )
     text = path.read_text()
     try:
         return Genotype.from_json(text) if text.lstrip().startswith("{") else Genotype.parse(text)
@@ -90,10 +101,18 @@ def resolve_genotype(spec: str) -> Genotype:
         raise GenotypeError(f"{path}: {err}") from None
 
 
-def build_network(cfg: TrainConfig, genotype: Genotype, in_channels: int, num_classes: int) -> NetworkCIFAR:
+def build_network(
+    cfg: TrainConfig, genotype: Genotype, in_channels: int, num_classes: int
+) -> NetworkCIFAR:
     net = cfg.network
-    return NetworkCIFAR(genotype, C=net.C, num_classes=num_classes, layers=net.layers, auxiliary=net.auxiliary,
-                        in_channels=in_channels)
+    return NetworkCIFAR(
+        genotype,
+        C=net.C,
+        num_classes=num_classes,
+        layers=net.layers,
+        auxiliary=net.auxiliary,
+        in_channels=in_channels,
+    )
 
 
 @dataclass
@@ -109,24 +128,48 @@ class TrainSetup:
     forward: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
 
 
-def build_train(cfg: TrainConfig, replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
-                device: torch.device = torch.device("cpu")) -> TrainSetup:
+def build_train(
+    cfg: TrainConfig,
+    replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
+    device: torch.device = torch.device("cpu"),
+) -> TrainSetup:
     """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
     genotype = resolve_genotype(cfg.genotype)
     seed_everything(cfg.seed)
     d = cfg.data
-    splits = load_splits(d.name, d.data_dir, seed=cfg.seed, val_fraction=d.val_fraction,
-                         test_fraction=d.test_fraction, augment=d.augment, cutout=d.cutout)
+    splits = load_splits(
+        d.name,
+        d.data_dir,
+        seed=cfg.seed,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        augment=d.augment,
+        cutout=d.cutout,
+    )
     model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
     if device.type != "cpu":
         model.to(device)
     opt = cfg.optim
-    optimizer = torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=opt.lr_min)
-    train_loader = make_loader(splits.train_all, d.batch_size, shuffle=True, seed=cfg.seed, rank=replicas.rank,
-                               world_size=replicas.world_size)
-    test_loader = make_loader(Subset(splits.test, parallel.shard(len(splits.test), replicas)), d.batch_size,
-                              shuffle=False, seed=cfg.seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=cfg.epochs, eta_min=opt.lr_min
+    )
+    train_loader = make_loader(
+        splits.train_all,
+        d.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        rank=replicas.rank,
+        world_size=replicas.world_size,
+    )
+    test_loader = make_loader(
+        Subset(splits.test, parallel.shard(len(splits.test), replicas)),
+        d.batch_size,
+        shuffle=False,
+        seed=cfg.seed,
+    )
     forward: nn.Module = model
     if replicas.active:
         if cfg.sync_bn:
@@ -134,7 +177,9 @@ def build_train(cfg: TrainConfig, replicas: parallel.Replicas = parallel.SINGLE_
         forward = parallel.wrap(model, replicas, device)
         # Each rank its own augmentation and drop-path masks (the weights were drawn alike above).
         seed_everything(rank_seed(cfg.seed, replicas.rank))
-    return TrainSetup(model, genotype, optimizer, scheduler, train_loader, test_loader, replicas, device, forward)
+    return TrainSetup(
+        model, genotype, optimizer, scheduler, train_loader, test_loader, replicas, device, forward
+    )
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -142,7 +187,9 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
-def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: float) -> dict[str, float]:
+def train_step(
+    setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: float
+) -> dict[str, float]:
     """One SGD step; with the auxiliary head its loss is added with ``auxiliary_weight`` (DARTS: 0.4)."""
     x, y = to_device(batch, setup.device)
     setup.model.train()
@@ -150,7 +197,11 @@ def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: flo
     out = (setup.forward or setup.model)(x)
     logits, logits_aux = out if isinstance(out, tuple) else (out, None)
     loss = nn.functional.cross_entropy(logits, y)
-    total = loss if logits_aux is None else loss + auxiliary_weight * nn.functional.cross_entropy(logits_aux, y)
+    total = (
+        loss
+        if logits_aux is None
+        else loss + auxiliary_weight * nn.functional.cross_entropy(logits_aux, y)
+    )
     total.backward()
     if grad_clip:
         nn.utils.clip_grad_norm_(setup.model.parameters(), grad_clip)
@@ -159,11 +210,19 @@ def train_step(setup: TrainSetup, batch, auxiliary_weight: float, grad_clip: flo
 
 
 def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress, rng_ranks: list) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "config": config_to_dict(cfg), "genotype": setup.genotype.to_dict(),
-            "progress": run.to_state(), "model": setup.model.state_dict(),
-            "optimizer": setup.optimizer.state_dict(), "scheduler": setup.scheduler.state_dict(),
-            "rng": rng_ranks[0], "rng_ranks": rng_ranks, "threads": torch.get_num_threads(),
-            "world_size": setup.replicas.world_size}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config_to_dict(cfg),
+        "genotype": setup.genotype.to_dict(),
+        "progress": run.to_state(),
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "scheduler": setup.scheduler.state_dict(),
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
+        "threads": torch.get_num_threads(),
+        "world_size": setup.replicas.world_size,
+    }
 
 
 def _save(setup: TrainSetup, cfg: TrainConfig, run: Progress, out: Path) -> None:
@@ -175,12 +234,16 @@ def _save(setup: TrainSetup, cfg: TrainConfig, run: Progress, out: Path) -> None
         save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run, rng_ranks))
 
 
-def restore_rng(state: dict, replicas: parallel.Replicas, seed: int, log: Callable[[str], None]) -> None:
+def restore_rng(
+    state: dict, replicas: parallel.Replicas, seed: int, log: Callable[[str], None]
+) -> None:
     """This rank's saved RNG state; a rank the checkpoint has none for starts a fresh stream."""
     saved = state.get("rng_ranks", [state["rng"]])
     if len(saved) != replicas.world_size:
-        log(f"warning: the run was checkpointed with {len(saved)} process(es) and resumes with "
-            f"{replicas.world_size}; the batches and random draws differ from an uninterrupted run from here on")
+        log(
+            f"warning: the run was checkpointed with {len(saved)} process(es) and resumes with "
+            f"{replicas.world_size}; the batches and random draws differ from an uninterrupted run from here on"
+        )
     if replicas.rank < len(saved):
         set_rng_state(saved[replicas.rank])
     else:
@@ -195,8 +258,14 @@ class TrainResult:
     out_dir: Path
 
 
-def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progress: bool = True,
-              log: Callable[[str], None] = print, resume: bool = False) -> TrainResult:
+def run_train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    resume: bool = False,
+) -> TrainResult:
     """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring)."""
     out = Path(out_dir)
     state = None
@@ -209,7 +278,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
     replicas, device = parallel.start(cfg.device)
     if not replicas.is_main:
         log, progress = quiet, False
-    setup = build_train(cfg, replicas, device)  # a bad genotype or data fails here, before the run folder is touched
+    setup = build_train(
+        cfg, replicas, device
+    )  # a bad genotype or data fails here, before the run folder is touched
     n_params = sum(p.numel() for p in setup.model.parameters())
     if state is None:
         if replicas.is_main:
@@ -219,7 +290,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
         run = Progress()
     else:
         if Genotype.from_dict(state["genotype"]) != setup.genotype:
-            raise RunDirError(f"{out}: the genotype the run started with differs from {cfg.genotype!r} now")
+            raise RunDirError(
+                f"{out}: the genotype the run started with differs from {cfg.genotype!r} now"
+            )
         setup.model.load_state_dict(state["model"])
         setup.optimizer.load_state_dict(state["optimizer"])
         setup.scheduler.load_state_dict(state["scheduler"])
@@ -229,7 +302,9 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
         check_same_position(replicas, run, out)
         log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
-    log(f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}")
+    log(
+        f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}"
+    )
     resume_hint = f"gradnas train --resume {out}"
 
     def check(metrics):
@@ -242,35 +317,64 @@ def run_train(cfg: TrainConfig, out_dir: str | Path, force: bool = False, progre
             start = time.perf_counter()
             if run.step == 0:
                 run.sums = {}
-            setup.model.drop_path_prob = drop_path_schedule(epoch, cfg.epochs, cfg.network.drop_path_prob)
+            setup.model.drop_path_prob = drop_path_schedule(
+                epoch, cfg.epochs, cfg.network.drop_path_prob
+            )
             lr = setup.optimizer.param_groups[0]["lr"]
-            run_epoch_steps(setup.train_loader,
-                            lambda batch: train_step(setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip),
-                            run, cfg.epochs, cfg.checkpoint_every, lambda: _save(setup, cfg, run, out), stop,
-                            resume_hint, progress, check, replicas)
+            run_epoch_steps(
+                setup.train_loader,
+                lambda batch: train_step(
+                    setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip
+                ),
+                run,
+                cfg.epochs,
+                cfg.checkpoint_every,
+                lambda: _save(setup, cfg, run, out),
+                stop,
+                resume_hint,
+                progress,
+                check,
+                replicas,
+            )
             setup.scheduler.step()
             replicas.broadcast_buffers_(setup.model)
             test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
             train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
-            run.history.append({"epoch": epoch + 1, "train_loss": round(train["train_loss"], 6),
-                                "train_acc": round(train["train_acc"], 6), "test_loss": round(test_loss, 6),
-                                "test_acc": round(test_acc, 6), "lr": lr,
-                                "drop_path_prob": setup.model.drop_path_prob,
-                                "seconds": round(time.perf_counter() - start, 3)})
+            run.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": round(train["train_loss"], 6),
+                    "train_acc": round(train["train_acc"], 6),
+                    "test_loss": round(test_loss, 6),
+                    "test_acc": round(test_acc, 6),
+                    "lr": lr,
+                    "drop_path_prob": setup.model.drop_path_prob,
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+            )
             run.epoch, run.step, run.sums = epoch + 1, 0, {}
             _save(setup, cfg, run, out)
             if replicas.is_main:
                 write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-            log(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
-                f"({run.history[-1]['seconds']:.1f}s)")
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
+                f"({run.history[-1]['seconds']:.1f}s)"
+            )
             stop_after_epoch(stop, run, cfg.epochs, resume_hint, replicas)
-    if run.history and test_acc != test_acc:  # resumed after the last epoch: evaluate what was saved
+    if (
+        run.history and test_acc != test_acc
+    ):  # resumed after the last epoch: evaluate what was saved
         test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
     if not replicas.is_main:
         return TrainResult(test_acc, test_loss, run.history, out)
     save_torch(out / "model.pt", setup.model.state_dict())
-    result = {"test_acc": test_acc, "test_loss": test_loss, "parameters": n_params, "epochs": cfg.epochs,
-              "genotype": str(setup.genotype)}
+    result = {
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "parameters": n_params,
+        "epochs": cfg.epochs,
+        "genotype": str(setup.genotype),
+    }
     write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
     log(f"wrote {out}/: config.yaml genotype.json metrics.csv checkpoint.pt model.pt result.json")
@@ -282,12 +386,19 @@ def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", TrainConfig)
     genotype = resolve_genotype(str(run_dir / "genotype.json"))
-    splits = load_splits(cfg.data.name, cfg.data.data_dir, seed=cfg.seed, val_fraction=cfg.data.val_fraction,
-                         test_fraction=cfg.data.test_fraction)
+    splits = load_splits(
+        cfg.data.name,
+        cfg.data.data_dir,
+        seed=cfg.seed,
+        val_fraction=cfg.data.val_fraction,
+        test_fraction=cfg.data.test_fraction,
+    )
     model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
     try:
         state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise RunDirError(f"{run_dir / 'model.pt'} does not exist; is {run_dir} a finished gradnas train run?") from None
+        raise RunDirError(
+            f"{run_dir / 'model.pt'} does not exist; is {run_dir} a finished gradnas train run?"
+        ) from None
     model.load_state_dict(state)
     return model.eval(), cfg

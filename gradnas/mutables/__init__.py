@@ -8,4 +8,12 @@ from .gumbel_edge import GumbelEdge
 from .gumbel_op import GumbelOP
 from .one_shot_op import OneShotOP
 
-__all__ = ["MutableModule", "DifferentiableOP", "DirichletOP", "GumbelOP", "OneShotOP", "DifferentiableEdge", "GumbelEdge"]
+__all__ = [
+    "MutableModule",
+    "DifferentiableOP",
+    "DirichletOP",
+    "GumbelOP",
+    "OneShotOP",
+    "DifferentiableEdge",
+    "GumbelEdge",
+]

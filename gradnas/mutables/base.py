@@ -31,8 +31,13 @@ class MutableModule(nn.Module):
         num_chosen: how many choices the final architecture keeps.
     """
 
-    def __init__(self, choices: Mapping[str, nn.Module], space_id: str, num_chosen: int = 1,
-                 with_arch_param: bool = False) -> None:
+    def __init__(
+        self,
+        choices: Mapping[str, nn.Module],
+        space_id: str,
+        num_chosen: int = 1,
+        with_arch_param: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(space_id, str) or not space_id or "." in space_id:
             raise ValueError(f"space_id must be a non-empty string without '.', got {space_id!r}")
@@ -40,11 +45,17 @@ class MutableModule(nn.Module):
         # nn.ModuleDict is not a collections.abc.Mapping, but it is the
         # natural way to pass choices (the reference required one).
         if not isinstance(choices, (Mapping, nn.ModuleDict)) or len(choices) == 0:
-            raise ValueError(f"In {space_id}: choices must be a non-empty mapping of name -> module")
+            raise ValueError(
+                f"In {space_id}: choices must be a non-empty mapping of name -> module"
+            )
         for name, module in choices.items():
             if not isinstance(module, nn.Module):
                 raise ValueError(f"In {space_id}: choice {name!r} is not an nn.Module")
-        if isinstance(num_chosen, bool) or not isinstance(num_chosen, int) or not 1 <= num_chosen <= len(choices):
+        if (
+            isinstance(num_chosen, bool)
+            or not isinstance(num_chosen, int)
+            or not 1 <= num_chosen <= len(choices)
+        ):
             raise ValueError(
                 f"In {space_id}: num_chosen must be an int in 1..{len(choices)} (the number of choices), "
                 f"got {num_chosen!r}"
@@ -57,7 +68,9 @@ class MutableModule(nn.Module):
         self.full_choice_names: tuple[str, ...] = tuple(self.choices.keys())
         # Which of the full choices are still present. A buffer, so it moves
         # with .to() and is saved in the state dict (fixes reference defect 5).
-        self.register_buffer("choice_mask", torch.ones(len(self.full_choice_names), dtype=torch.bool))
+        self.register_buffer(
+            "choice_mask", torch.ones(len(self.full_choice_names), dtype=torch.bool)
+        )
         self.is_exported = False
         self.__dict__["_arch_param"] = None  # plain reference, never registered
 
@@ -88,8 +101,10 @@ class MutableModule(nn.Module):
             raise ValueError(f"In {self.space_id}: export needs at least one chosen name")
         unknown = [name for name in chosen if name not in self.choices]
         if unknown:
-            raise ValueError(f"In {self.space_id}: cannot export unknown choice(s) {unknown}; "
-                             f"available: {self.choice_names}")
+            raise ValueError(
+                f"In {self.space_id}: cannot export unknown choice(s) {unknown}; "
+                f"available: {self.choice_names}"
+            )
         if len(set(chosen)) != len(chosen):
             raise ValueError(f"In {self.space_id}: export got duplicate names {chosen}")
         for name in self.choice_names:
@@ -115,17 +130,25 @@ class MutableModule(nn.Module):
             raise ValueError(f"In {self.space_id}: an exported mutable cannot be pruned")
         unknown = [name for name in kept if name not in self.choices]
         if not kept or unknown or len(set(kept)) != len(kept):
-            raise ValueError(f"In {self.space_id}: prune_choices needs distinct names among {self.choice_names}, "
-                             f"got {kept}")
+            raise ValueError(
+                f"In {self.space_id}: prune_choices needs distinct names among {self.choice_names}, "
+                f"got {kept}"
+            )
         if len(kept) < self.num_chosen:
-            raise ValueError(f"In {self.space_id}: cannot keep {len(kept)} choices of which {self.num_chosen} "
-                             f"are chosen")
+            raise ValueError(
+                f"In {self.space_id}: cannot keep {len(kept)} choices of which {self.num_chosen} "
+                f"are chosen"
+            )
         for name in self.choice_names:
             if name not in kept:
                 del self.choices[name]
         self.full_choice_names = tuple(self.choices.keys())
-        self.choice_mask = torch.ones(len(self.full_choice_names), dtype=torch.bool, device=self.choice_mask.device)
-        self.__dict__["_arch_param"] = None  # the old alpha no longer fits; the mutator binds the pruned one
+        self.choice_mask = torch.ones(
+            len(self.full_choice_names), dtype=torch.bool, device=self.choice_mask.device
+        )
+        self.__dict__["_arch_param"] = (
+            None  # the old alpha no longer fits; the mutator binds the pruned one
+        )
 
     # -- architecture parameter -----------------------------------------
     def build_arch_param(self) -> nn.Parameter | None:
@@ -141,7 +164,9 @@ class MutableModule(nn.Module):
         """The alpha bound by a mutator, or None."""
         return self.__dict__["_arch_param"]
 
-    def _resolve_arch_param(self, arch_param: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    def _resolve_arch_param(
+        self, arch_param: torch.Tensor | None, like: torch.Tensor
+    ) -> torch.Tensor | None:
         """The alpha this forward uses: None when the choices are summed
         unweighted (no arch param by design, or exported), else the explicit
         ``arch_param`` or the bound one. A missing alpha is an error, never a
@@ -152,20 +177,28 @@ class MutableModule(nn.Module):
         if alpha is None:
             raise RuntimeError(
                 f"In {self.space_id}: no architecture parameter is bound; call "
-                f"mutator.prepare_from_supernet(supernet) or pass arch_param")
+                f"mutator.prepare_from_supernet(supernet) or pass arch_param"
+            )
         if alpha.shape != (len(self.full_choice_names),):
-            raise ValueError(f"In {self.space_id}: arch_param has shape {tuple(alpha.shape)}, "
-                             f"expected ({len(self.full_choice_names)},)")
+            raise ValueError(
+                f"In {self.space_id}: arch_param has shape {tuple(alpha.shape)}, "
+                f"expected ({len(self.full_choice_names)},)"
+            )
         if alpha.device != like.device:
-            raise ValueError(f"In {self.space_id}: arch_param is on {alpha.device} but the input is on "
-                             f"{like.device}; move the mutator with mutator.to(device)")
+            raise ValueError(
+                f"In {self.space_id}: arch_param is on {alpha.device} but the input is on "
+                f"{like.device}; move the mutator with mutator.to(device)"
+            )
         return alpha
 
     def _sum_chosen(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """Unweighted sum of the present choices, choice i on ``inputs[i]``
         where i indexes ``full_choice_names``."""
-        outputs = [self.choices[name](inputs[i])
-                   for i, name in enumerate(self.full_choice_names) if name in self.choices]
+        outputs = [
+            self.choices[name](inputs[i])
+            for i, name in enumerate(self.full_choice_names)
+            if name in self.choices
+        ]
         return outputs[0] if len(outputs) == 1 else sum(outputs)
 
     def extra_repr(self) -> str:

@@ -22,8 +22,13 @@ class DifferentiableEdge(MutableModule):
     (2 in DARTS).
     """
 
-    def __init__(self, choices: Mapping[str, nn.Module], space_id: str, with_arch_param: bool,
-                 num_chosen: int = 1) -> None:
+    def __init__(
+        self,
+        choices: Mapping[str, nn.Module],
+        space_id: str,
+        with_arch_param: bool,
+        num_chosen: int = 1,
+    ) -> None:
         super().__init__(choices, space_id, num_chosen=num_chosen, with_arch_param=with_arch_param)
 
     def build_arch_param(self) -> nn.Parameter | None:
@@ -36,13 +41,19 @@ class DifferentiableEdge(MutableModule):
 
     def _check_inputs(self, prev_inputs: Sequence[torch.Tensor]) -> None:
         if len(prev_inputs) != len(self.full_choice_names):
-            raise ValueError(f"In {self.space_id}: got {len(prev_inputs)} inputs, expected one per "
-                             f"original choice {list(self.full_choice_names)}")
+            raise ValueError(
+                f"In {self.space_id}: got {len(prev_inputs)} inputs, expected one per "
+                f"original choice {list(self.full_choice_names)}"
+            )
 
-    def forward(self, prev_inputs: Sequence[torch.Tensor], arch_param: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, prev_inputs: Sequence[torch.Tensor], arch_param: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._check_inputs(prev_inputs)
         alpha = self._resolve_arch_param(arch_param, prev_inputs[0])
         if alpha is None:
             return self._sum_chosen(prev_inputs)
         probs = self.compute_arch_probs(alpha)
-        return sum(probs[i] * module(prev_inputs[i]) for i, module in enumerate(self.choices.values()))
+        return sum(
+            probs[i] * module(prev_inputs[i]) for i, module in enumerate(self.choices.values())
+        )

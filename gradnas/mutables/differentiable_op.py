@@ -19,8 +19,12 @@ def scaled_output(choice: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> t
     return weight * choice(x)
 
 
-def weighted_sum(choices: Sequence[nn.Module], weights: torch.Tensor, x: torch.Tensor,
-                 indices: Iterable[int] | None = None) -> torch.Tensor:
+def weighted_sum(
+    choices: Sequence[nn.Module],
+    weights: torch.Tensor,
+    x: torch.Tensor,
+    indices: Iterable[int] | None = None,
+) -> torch.Tensor:
     """``sum_i weights[i] * choices[i](x)`` over ``indices`` (default: every choice).
 
     Equal to the plain sum, and cheaper:
@@ -59,8 +63,13 @@ class DifferentiableOP(MutableModule):
     may compute its weighted term itself (``takes_scale``).
     """
 
-    def __init__(self, choices: Mapping[str, nn.Module], space_id: str, with_arch_param: bool = True,
-                 num_chosen: int = 1) -> None:
+    def __init__(
+        self,
+        choices: Mapping[str, nn.Module],
+        space_id: str,
+        with_arch_param: bool = True,
+        num_chosen: int = 1,
+    ) -> None:
         super().__init__(choices, space_id, num_chosen=num_chosen, with_arch_param=with_arch_param)
 
     def build_arch_param(self) -> nn.Parameter | None:

@@ -28,8 +28,9 @@ def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(u))
 
 
-def gumbel_weights(alpha: torch.Tensor, noise: torch.Tensor, tau: float, hard: bool,
-                   k: int = 1) -> tuple[torch.Tensor, list[int] | None]:
+def gumbel_weights(
+    alpha: torch.Tensor, noise: torch.Tensor, tau: float, hard: bool, k: int = 1
+) -> tuple[torch.Tensor, list[int] | None]:
     """Weights of one Gumbel-softmax sample and, when ``hard``, the indices to compute.
 
     ``hard`` with ``k > 1`` draws ``k`` distinct choices (Gumbel-top-k, a

@@ -20,8 +20,15 @@ class GumbelEdge(DifferentiableEdge):
     by its straight-through weight (1 in the forward pass).
     """
 
-    def __init__(self, choices: Mapping[str, nn.Module], space_id: str, with_arch_param: bool = True,
-                 num_chosen: int = 1, tau: float = 1.0, hard: bool = True) -> None:
+    def __init__(
+        self,
+        choices: Mapping[str, nn.Module],
+        space_id: str,
+        with_arch_param: bool = True,
+        num_chosen: int = 1,
+        tau: float = 1.0,
+        hard: bool = True,
+    ) -> None:
         super().__init__(choices, space_id, with_arch_param=with_arch_param, num_chosen=num_chosen)
         self.tau = check_temperature(tau, space_id)
         self.hard = bool(hard)
@@ -34,17 +41,21 @@ class GumbelEdge(DifferentiableEdge):
         return gumbel_noise(alpha)
 
     def compute_arch_probs(self, arch_param: torch.Tensor) -> torch.Tensor:
-        weights, _ = gumbel_weights(arch_param, self.gumbel_noise(arch_param), self.tau, self.hard,
-                                    self.num_chosen)
+        weights, _ = gumbel_weights(
+            arch_param, self.gumbel_noise(arch_param), self.tau, self.hard, self.num_chosen
+        )
         return weights
 
-    def forward(self, prev_inputs: Sequence[torch.Tensor], arch_param: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, prev_inputs: Sequence[torch.Tensor], arch_param: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self._check_inputs(prev_inputs)
         alpha = self._resolve_arch_param(arch_param, prev_inputs[0])
         if alpha is None:
             return self._sum_chosen(prev_inputs)
-        weights, indices = gumbel_weights(alpha, self.gumbel_noise(alpha), self.tau, self.hard,
-                                          self.num_chosen)
+        weights, indices = gumbel_weights(
+            alpha, self.gumbel_noise(alpha), self.tau, self.hard, self.num_chosen
+        )
         modules = self.choice_modules
         if indices is None:
             indices = range(len(modules))

@@ -22,8 +22,15 @@ class GumbelOP(DifferentiableOP):
     ``set_temperature`` changes ``tau`` for the next forward.
     """
 
-    def __init__(self, choices: Mapping[str, nn.Module], space_id: str, tau: float = 1.0, hard: bool = True,
-                 with_arch_param: bool = True, num_chosen: int = 1) -> None:
+    def __init__(
+        self,
+        choices: Mapping[str, nn.Module],
+        space_id: str,
+        tau: float = 1.0,
+        hard: bool = True,
+        with_arch_param: bool = True,
+        num_chosen: int = 1,
+    ) -> None:
         super().__init__(choices, space_id, with_arch_param=with_arch_param, num_chosen=num_chosen)
         self.tau = check_temperature(tau, space_id)
         self.hard = bool(hard)
@@ -36,14 +43,16 @@ class GumbelOP(DifferentiableOP):
         return gumbel_noise(alpha)
 
     def compute_arch_probs(self, arch_param: torch.Tensor) -> torch.Tensor:
-        weights, _ = gumbel_weights(arch_param, self.gumbel_noise(arch_param), self.tau, self.hard,
-                                    self.num_chosen)
+        weights, _ = gumbel_weights(
+            arch_param, self.gumbel_noise(arch_param), self.tau, self.hard, self.num_chosen
+        )
         return weights
 
     def forward(self, x: torch.Tensor, arch_param: torch.Tensor | None = None) -> torch.Tensor:
         alpha = self._resolve_arch_param(arch_param, x)
         if alpha is None:
             return self._sum_chosen([x] * len(self.full_choice_names))
-        weights, indices = gumbel_weights(alpha, self.gumbel_noise(alpha), self.tau, self.hard,
-                                          self.num_chosen)
+        weights, indices = gumbel_weights(
+            alpha, self.gumbel_noise(alpha), self.tau, self.hard, self.num_chosen
+        )
         return weighted_sum(self.choice_modules, weights, x, indices)

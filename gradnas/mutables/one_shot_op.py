@@ -24,7 +24,9 @@ class OneShotOP(MutableModule):
 
     def set_active(self, name: str) -> None:
         if name not in self.choices:
-            raise ValueError(f"In {self.space_id}: unknown choice {name!r}; available: {self.choice_names}")
+            raise ValueError(
+                f"In {self.space_id}: unknown choice {name!r}; available: {self.choice_names}"
+            )
         self.active = name
 
     def export(self, chosen) -> None:
@@ -35,6 +37,8 @@ class OneShotOP(MutableModule):
         if self.is_exported:
             return self._sum_chosen([x] * len(self.full_choice_names))
         if self.active is None:
-            raise RuntimeError(f"In {self.space_id}: no active choice; call "
-                               f"OneShotMutator.set_subnet(...) or sample_subnet() first")
+            raise RuntimeError(
+                f"In {self.space_id}: no active choice; call "
+                f"OneShotMutator.set_subnet(...) or sample_subnet() first"
+            )
         return self.choices[self.active](x)

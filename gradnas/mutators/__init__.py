@@ -6,4 +6,11 @@ from .diff_mutator import DiffMutator, group_mutables
 from .one_shot_mutator import OneShotMutator
 from .snas_mutator import SnasMutator
 
-__all__ = ["DiffMutator", "DartsMutator", "OneShotMutator", "SnasMutator", "deploy_subnet", "group_mutables"]
+__all__ = [
+    "DiffMutator",
+    "DartsMutator",
+    "OneShotMutator",
+    "SnasMutator",
+    "deploy_subnet",
+    "group_mutables",
+]

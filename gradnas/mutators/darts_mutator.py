@@ -49,12 +49,19 @@ class DartsMutator(DiffMutator):
         if alpha is None:
             if len(names) == 1:
                 return names[0], 1.0
-            raise ValueError(f"In {op.space_id}: cannot rank choices without an architecture parameter")
+            raise ValueError(
+                f"In {op.space_id}: cannot rank choices without an architecture parameter"
+            )
         probs = torch.softmax(alpha.detach().double(), dim=-1).tolist()
-        candidates = [(p, -i, name) for i, (name, p) in enumerate(zip(names, probs))
-                      if name not in self.ignore_choices]
+        candidates = [
+            (p, -i, name)
+            for i, (name, p) in enumerate(zip(names, probs))
+            if name not in self.ignore_choices
+        ]
         if not candidates:
-            raise ValueError(f"In {op.space_id}: every choice is in ignore_choices {self.ignore_choices}")
+            raise ValueError(
+                f"In {op.space_id}: every choice is in ignore_choices {self.ignore_choices}"
+            )
         p, _, name = max(candidates)
         return name, p
 
@@ -79,18 +86,26 @@ class DartsMutator(DiffMutator):
                     strengths.append(1.0)
                     best.append([])
             if space_id in self.arch_params:
-                edge_probs = torch.softmax(self.arch_params[space_id].detach().double(), dim=-1).tolist()
+                edge_probs = torch.softmax(
+                    self.arch_params[space_id].detach().double(), dim=-1
+                ).tolist()
                 strengths = [s * w for s, w in zip(strengths, edge_probs)]
             elif not any(inner) and edge.num_chosen < len(names):
-                raise ValueError(f"In {space_id}: cannot rank inputs: the edge has no alpha and no op mutables")
+                raise ValueError(
+                    f"In {space_id}: cannot rank inputs: the edge has no alpha and no op mutables"
+                )
             # Strongest first, ties in input order (a stable sort), as the DARTS
             # genotypes list a node's inputs.
-            kept = sorted(range(len(names)), key=lambda i: -strengths[i])[:edge.num_chosen]
+            kept = sorted(range(len(names)), key=lambda i: -strengths[i])[: edge.num_chosen]
             subnet[space_id] = {"chosen": [names[i] for i in kept]}
             for i in kept:
                 for op_space_id, op_name in best[i]:
                     subnet[op_space_id] = {"chosen": [op_name]}
         for space_id, members in self.search_spaces.items():
-            if space_id not in subnet and space_id not in under_edges and not isinstance(members[0], DifferentiableEdge):
+            if (
+                space_id not in subnet
+                and space_id not in under_edges
+                and not isinstance(members[0], DifferentiableEdge)
+            ):
                 subnet[space_id] = {"chosen": [self._best_op(members[0])[0]]}
         return subnet

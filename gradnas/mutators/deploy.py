@@ -9,7 +9,9 @@ from torch import nn
 from ..mutables import MutableModule
 
 
-def _walk(module: nn.Module, subnet: Mapping[str, Mapping[str, list[str]]], apply: bool, seen: set[str]) -> None:
+def _walk(
+    module: nn.Module, subnet: Mapping[str, Mapping[str, list[str]]], apply: bool, seen: set[str]
+) -> None:
     """Visit mutables top-down, ``module`` itself included; only the choices
     that stay are entered, so ops on removed edges need no entry in ``subnet``.
     A chosen choice may itself be a mutable (a DARTS edge whose choices are
@@ -20,11 +22,15 @@ def _walk(module: nn.Module, subnet: Mapping[str, Mapping[str, list[str]]], appl
         return
     entry = subnet.get(module.space_id)
     if entry is None or "chosen" not in entry:
-        raise ValueError(f"In {module.space_id}: the subnet has no 'chosen' entry for this decision")
+        raise ValueError(
+            f"In {module.space_id}: the subnet has no 'chosen' entry for this decision"
+        )
     chosen = list(entry["chosen"])
     unknown = [name for name in chosen if name not in module.choices]
     if unknown or not chosen:
-        raise ValueError(f"In {module.space_id}: cannot choose {chosen}; available: {module.choice_names}")
+        raise ValueError(
+            f"In {module.space_id}: cannot choose {chosen}; available: {module.choice_names}"
+        )
     seen.add(module.space_id)
     if apply:
         module.export(chosen)

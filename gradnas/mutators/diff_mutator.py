@@ -21,16 +21,23 @@ def group_mutables(supernet: nn.Module) -> dict[str, list[MutableModule]]:
         if isinstance(module, MutableModule):
             groups.setdefault(module.space_id, []).append(module)
     if not groups:
-        raise ValueError("the supernet holds no mutable module (DifferentiableOP, DifferentiableEdge, ...)")
+        raise ValueError(
+            "the supernet holds no mutable module (DifferentiableOP, DifferentiableEdge, ...)"
+        )
     for space_id, members in groups.items():
         first = members[0]
         for other in members[1:]:
-            if (type(other) is not type(first) or other.full_choice_names != first.full_choice_names
-                    or other.num_chosen != first.num_chosen or other.with_arch_param != first.with_arch_param):
+            if (
+                type(other) is not type(first)
+                or other.full_choice_names != first.full_choice_names
+                or other.num_chosen != first.num_chosen
+                or other.with_arch_param != first.with_arch_param
+            ):
                 raise ValueError(
                     f"In {space_id}: mutables sharing this space_id differ ({type(first).__name__} "
                     f"{list(first.full_choice_names)} vs {type(other).__name__} {list(other.full_choice_names)}); "
-                    f"one space_id must name one decision")
+                    f"one space_id must name one decision"
+                )
     return groups
 
 
@@ -95,7 +102,9 @@ class DiffMutator(nn.Module):
         names = list(members[0].full_choice_names)
         for mutable in members:
             mutable.prune_choices(kept)
-        index = torch.tensor([names.index(name) for name in members[0].full_choice_names], dtype=torch.long)
+        index = torch.tensor(
+            [names.index(name) for name in members[0].full_choice_names], dtype=torch.long
+        )
         if space_id in self.arch_params:
             old = self.arch_params[space_id]
             self.arch_params[space_id] = nn.Parameter(old.detach()[index.to(old.device)].clone())
@@ -108,7 +117,10 @@ class DiffMutator(nn.Module):
 
     def arch_probs(self) -> dict[str, torch.Tensor]:
         """softmax(alpha) of every decision, detached, for logging and derivation."""
-        return {space_id: torch.softmax(alpha.detach(), dim=-1) for space_id, alpha in self.arch_params.items()}
+        return {
+            space_id: torch.softmax(alpha.detach(), dim=-1)
+            for space_id, alpha in self.arch_params.items()
+        }
 
     def set_temperature(self, tau: float) -> None:
         """Set the Gumbel temperature of every mutable that samples."""

@@ -42,7 +42,9 @@ class OneShotMutator(nn.Module):
     def __init__(self, exclude: Sequence[str] = ("none",)) -> None:
         super().__init__()
         if isinstance(exclude, str):
-            raise ValueError(f"exclude must be a sequence of choice names, not the string {exclude!r}")
+            raise ValueError(
+                f"exclude must be a sequence of choice names, not the string {exclude!r}"
+            )
         self.exclude = tuple(exclude)
         self.search_spaces: dict[str, list[MutableModule]] = {}
         # space id -> choice name -> space ids of the mutables inside that choice.
@@ -50,14 +52,21 @@ class OneShotMutator(nn.Module):
 
     def prepare_from_supernet(self, supernet: nn.Module) -> None:
         groups = group_mutables(supernet)
-        wrong = [space_id for space_id, members in groups.items()
-                 if not isinstance(members[0], (OneShotOP, OneShotEdge))]
+        wrong = [
+            space_id
+            for space_id, members in groups.items()
+            if not isinstance(members[0], (OneShotOP, OneShotEdge))
+        ]
         if wrong:
-            raise ValueError(f"OneShotMutator handles OneShotOP and OneShotEdge only; these decisions are not: {wrong}")
+            raise ValueError(
+                f"OneShotMutator handles OneShotOP and OneShotEdge only; these decisions are not: {wrong}"
+            )
         for space_id, members in groups.items():
             if isinstance(members[0], OneShotOP) and not self._allowed(members[0]):
-                raise ValueError(f"In {space_id}: every choice {members[0].choice_names} is excluded "
-                                 f"by exclude={self.exclude}")
+                raise ValueError(
+                    f"In {space_id}: every choice {members[0].choice_names} is excluded "
+                    f"by exclude={self.exclude}"
+                )
         inner: dict[str, dict[str, set[str]]] = {}
         for space_id, members in groups.items():
             for mutable in members:
@@ -85,7 +94,7 @@ class OneShotMutator(nn.Module):
             first = members[0]
             if isinstance(first, OneShotEdge):
                 names = first.choice_names
-                kept = torch.randperm(len(names), generator=generator)[:first.num_chosen].tolist()
+                kept = torch.randperm(len(names), generator=generator)[: first.num_chosen].tolist()
                 subnet[space_id] = {"chosen": [names[i] for i in sorted(kept)]}
             else:
                 names = self._allowed(first)
@@ -96,7 +105,9 @@ class OneShotMutator(nn.Module):
     def _required(self, subnet: Mapping[str, Mapping[str, Sequence[str]]]) -> set[str]:
         """The decisions a forward reaches under ``subnet``: every decision not
         inside another mutable, and those inside the choices it keeps."""
-        nested = {sid for by_name in self._inner.values() for ids in by_name.values() for sid in ids}
+        nested = {
+            sid for by_name in self._inner.values() for ids in by_name.values() for sid in ids
+        }
         stack = [sid for sid in self.search_spaces if sid not in nested]
         required: set[str] = set()
         while stack:
@@ -134,9 +145,13 @@ class OneShotMutator(nn.Module):
                 active[space_id] = first.check_active(chosen)
                 continue
             if isinstance(chosen, str) or len(chosen) != 1:
-                raise ValueError(f"In {space_id}: a one-shot path takes exactly one choice, got {chosen}")
+                raise ValueError(
+                    f"In {space_id}: a one-shot path takes exactly one choice, got {chosen}"
+                )
             if chosen[0] not in first.choices:
-                raise ValueError(f"In {space_id}: unknown choice {chosen[0]!r}; available: {first.choice_names}")
+                raise ValueError(
+                    f"In {space_id}: unknown choice {chosen[0]!r}; available: {first.choice_names}"
+                )
             active[space_id] = chosen[0]
         for space_id, members in self.search_spaces.items():
             for mutable in members:

@@ -59,7 +59,9 @@ class SnasMutator(DartsMutator):
                     subnet[op_space_id] = {"chosen": [op_name]}
             subnet[space_id] = {"chosen": kept}
         for space_id, members in self.search_spaces.items():
-            top_level_op = space_id not in under_edges and not isinstance(members[0], DifferentiableEdge)
+            top_level_op = space_id not in under_edges and not isinstance(
+                members[0], DifferentiableEdge
+            )
             if top_level_op and space_id not in subnet:
                 subnet[space_id] = {"chosen": [self._best_op(members[0])[0]]}
         return subnet

@@ -11,5 +11,12 @@ from .collapse import collapse_warning
 from .curves import plot_curves
 from .run import plot_genotype, plot_run
 
-__all__ = ["cell_dot_source", "collapse_warning", "plot_alphas", "plot_cell", "plot_curves", "plot_genotype",
-           "plot_run"]
+__all__ = [
+    "cell_dot_source",
+    "collapse_warning",
+    "plot_alphas",
+    "plot_cell",
+    "plot_curves",
+    "plot_genotype",
+    "plot_run",
+]

@@ -42,13 +42,17 @@ def cell_of(genotype: Genotype, cell_type: str) -> tuple[Cell, tuple[int, ...]]:
         for op, j in node:
             # Node m sees the two cell inputs and the m nodes before it.
             if j > m + 1:
-                raise ValueError(f"{cell_type} cell, node {m}: edge ({op!r}, {j}) reads state {j}, "
-                                 f"but node {m} sees only states 0..{m + 1}")
+                raise ValueError(
+                    f"{cell_type} cell, node {m}: edge ({op!r}, {j}) reads state {j}, "
+                    f"but node {m} sees only states 0..{m + 1}"
+                )
     if not concat:
         raise ValueError(f"{cell_type}_concat is empty: the cell would have no output")
     for j in concat:
         if j > len(nodes) + 1:
-            raise ValueError(f"{cell_type}_concat: state {j} does not exist (the cell has states 0..{len(nodes) + 1})")
+            raise ValueError(
+                f"{cell_type}_concat: state {j} does not exist (the cell has states 0..{len(nodes) + 1})"
+            )
     return nodes, concat
 
 
@@ -64,7 +68,9 @@ def cell_dot_source(genotype: Genotype, cell_type: str) -> str:
     ``0``..``n-1`` and ``c_{k}``; op edges carry ``label="<op>"``, concat edges no label.
 
     >>> from gradnas.genotype import DARTS_V2
-    >>> [line.strip() for line in cell_dot_source(DARTS_V2, 'normal').splitlines() if '->' in line][0]
+    >>> [line.strip() for line in cell_dot_source(DARTS_V2, "normal").splitlines() if "->" in line][
+    ...     0
+    ... ]
     '"c_{k-2}" -> "0" [label="sep_conv_3x3"];'
     """
     nodes, concat = cell_of(genotype, cell_type)
@@ -89,7 +95,9 @@ def cell_dot_source(genotype: Genotype, cell_type: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_cell(genotype: Genotype, cell_type: str, out_prefix: Path, renderer: str = "auto") -> list[Path]:
+def plot_cell(
+    genotype: Genotype, cell_type: str, out_prefix: Path, renderer: str = "auto"
+) -> list[Path]:
     """Draw one cell as ``<out_prefix>_<cell_type>.png`` and ``.svg``, and write its DOT source beside them.
 
     ``renderer``: ``"graphviz"`` (needs ``dot`` on PATH), ``"matplotlib"``, or
@@ -101,7 +109,9 @@ def plot_cell(genotype: Genotype, cell_type: str, out_prefix: Path, renderer: st
     source = cell_dot_source(genotype, cell_type)
     dot = shutil.which("dot")
     if renderer == "graphviz" and dot is None:
-        raise ValueError("renderer='graphviz' needs Graphviz' `dot` program on PATH (e.g. apt-get install graphviz)")
+        raise ValueError(
+            "renderer='graphviz' needs Graphviz' `dot` program on PATH (e.g. apt-get install graphviz)"
+        )
     stem = Path(f"{out_prefix}_{cell_type}")
     if dot is not None and renderer != "matplotlib":
         paths = [_render_dot(dot, source, stem, fmt) for fmt in ("png", "svg")]
@@ -114,10 +124,16 @@ def plot_cell(genotype: Genotype, cell_type: str, out_prefix: Path, renderer: st
 
 
 def _render_dot(dot: str, source: str, stem: Path, fmt: str) -> Path:
-    result = subprocess.run([dot, f"-T{fmt}", f"-Gdpi={PNG_DPI}"], input=source.encode(), capture_output=True,
-                            timeout=60)
+    result = subprocess.run(
+        [dot, f"-T{fmt}", f"-Gdpi={PNG_DPI}"],
+        input=source.encode(),
+        capture_output=True,
+        timeout=60,
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"Graphviz dot failed on {stem.name}: {result.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"Graphviz dot failed on {stem.name}: {result.stderr.decode(errors='replace').strip()}"
+        )
     path = Path(f"{stem}.{fmt}")
     write_bytes_atomic(path, result.stdout)
     return path
@@ -130,7 +146,17 @@ BOX_W, BOX_H, COL_GAP, ROW_GAP, INCH_PER_UNIT = 1.1, 0.6, 4.2, 1.5, 0.7
 # labels already placed and the boxes wins (off-centre first: symmetric arrows cross at the middle).
 LABEL_AT = (0.6, 0.45, 0.7, 0.5, 0.4, 0.65, 0.55, 0.35, 0.75, 0.3, 0.8, 0.25)
 LABEL_PT = 9.5  # op label font size
-BENDS = (0.0, 0.12, -0.12, 0.24, -0.24, 0.36, -0.36, 0.5, -0.5)  # arc3 curvatures tried, straightest first
+BENDS = (
+    0.0,
+    0.12,
+    -0.12,
+    0.24,
+    -0.24,
+    0.36,
+    -0.36,
+    0.5,
+    -0.5,
+)  # arc3 curvatures tried, straightest first
 
 Point = tuple[float, float]
 
@@ -169,15 +195,19 @@ def cell_figure(genotype: Genotype, cell_type: str):
     arrows = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
     arrows += [(j, OUTPUT, None) for j in concat]
     ends = _arrow_ends(arrows, pos)
-    bends = [_clear_bend(start, end, [p for state, p in pos.items() if state not in (s, t)])
-             for (s, t, _), (start, end) in zip(arrows, ends)]
+    bends = [
+        _clear_bend(start, end, [p for state, p in pos.items() if state not in (s, t)])
+        for (s, t, _), (start, end) in zip(arrows, ends)
+    ]
     labels = _place_labels(arrows, ends, bends, list(pos.values()))
 
     ys = [p[1] for p in pos.values()]
     x_lo, x_hi = -BOX_W / 2 - 0.3, out_column * COL_GAP + BOX_W / 2 + 0.3
     y_lo, y_hi = min(ys) - BOX_H / 2 - 0.5, max(ys) + BOX_H / 2 + 0.5  # 0.5: room for curved arrows
     title_in = 0.5
-    fig = new_figure(figsize=((x_hi - x_lo) * INCH_PER_UNIT, (y_hi - y_lo) * INCH_PER_UNIT + title_in))
+    fig = new_figure(
+        figsize=((x_hi - x_lo) * INCH_PER_UNIT, (y_hi - y_lo) * INCH_PER_UNIT + title_in)
+    )
     ax = fig.add_axes((0, 0, 1, 1 - title_in / fig.get_figheight()))
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
@@ -191,9 +221,20 @@ def cell_figure(genotype: Genotype, cell_type: str):
     for (_, _, label), (start, end), bend in zip(arrows, ends, bends):
         _arrow(ax, start, end, bend, labelled=label is not None)
     for text, (x, y), angle in labels:
-        ax.text(x, y, text, ha="center", va="center", fontsize=LABEL_PT, rotation=angle, rotation_mode="anchor",
-                transform_rotates_text=True, parse_math=False, zorder=4,
-                bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9))
+        ax.text(
+            x,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=LABEL_PT,
+            rotation=angle,
+            rotation_mode="anchor",
+            transform_rotates_text=True,
+            parse_math=False,
+            zorder=4,
+            bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9),
+        )
     return fig
 
 
@@ -214,8 +255,10 @@ def _arrow_ends(arrows, pos) -> list[tuple[Point, Point]]:
             for slot, k in enumerate(ks):
                 offset = spread / 2 - slot * spread / (len(ks) - 1) if len(ks) > 1 else 0.0
                 ends[k] = pos[state][1] + offset
-    return [((pos[s][0] + BOX_W / 2, start_y[k]), (pos[t][0] - BOX_W / 2, end_y[k]))
-            for k, (s, t, _) in enumerate(arrows)]
+    return [
+        ((pos[s][0] + BOX_W / 2, start_y[k]), (pos[t][0] - BOX_W / 2, end_y[k]))
+        for k, (s, t, _) in enumerate(arrows)
+    ]
 
 
 def _control(start: Point, end: Point, bend: float) -> Point:
@@ -226,7 +269,7 @@ def _control(start: Point, end: Point, bend: float) -> Point:
 
 
 def _on_curve(start: Point, control: Point, end: Point, t: float) -> Point:
-    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t ** 2
+    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t**2
     return (a * start[0] + b * control[0] + c * end[0], a * start[1] + b * control[1] + c * end[1])
 
 
@@ -237,8 +280,11 @@ def _clear_bend(start: Point, end: Point, boxes: list[Point]) -> float:
     for bend in BENDS:
         control = _control(start, end, bend)
         points = [_on_curve(start, control, end, k / 60) for k in range(61)]
-        if not any(abs(px - bx) < BOX_W / 2 + margin and abs(py - by) < BOX_H / 2 + margin
-                   for px, py in points for bx, by in boxes):
+        if not any(
+            abs(px - bx) < BOX_W / 2 + margin and abs(py - by) < BOX_H / 2 + margin
+            for px, py in points
+            for bx, by in boxes
+        ):
             return bend
     return 0.0
 
@@ -247,9 +293,18 @@ def _box(ax, x: float, y: float, text: str, color: str) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     pad = 0.08
-    ax.add_patch(FancyBboxPatch((x - BOX_W / 2 + pad, y - BOX_H / 2 + pad), BOX_W - 2 * pad, BOX_H - 2 * pad,
-                                boxstyle=f"round,pad={pad}", facecolor=color, edgecolor="0.2", linewidth=1.2,
-                                zorder=2))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - BOX_W / 2 + pad, y - BOX_H / 2 + pad),
+            BOX_W - 2 * pad,
+            BOX_H - 2 * pad,
+            boxstyle=f"round,pad={pad}",
+            facecolor=color,
+            edgecolor="0.2",
+            linewidth=1.2,
+            zorder=2,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=13, zorder=3)
 
 
@@ -270,10 +325,14 @@ def _label_axis(text: str, centre: Point, angle: float) -> list[Point]:
     # DejaVu Sans averages ~0.6 em per character; 72 points per inch.
     half = 0.5 * len(text) * 0.6 * LABEL_PT / 72 / INCH_PER_UNIT + 0.05
     c, s = cos(radians(angle)), sin(radians(angle))
-    return [(centre[0] + u * half * c, centre[1] + u * half * s) for u in (k / 5 - 1 for k in range(11))]
+    return [
+        (centre[0] + u * half * c, centre[1] + u * half * s) for u in (k / 5 - 1 for k in range(11))
+    ]
 
 
-LABEL_HALF_H = 0.75 * LABEL_PT / 72 / INCH_PER_UNIT  # half a label's height with its padding, data units
+LABEL_HALF_H = (
+    0.75 * LABEL_PT / 72 / INCH_PER_UNIT
+)  # half a label's height with its padding, data units
 
 
 def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Point, float]]:
@@ -301,7 +360,10 @@ def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Po
             continue
         spots = [_label_spot(start, end, bend, t) for t in LABEL_AT]
         depths = [clash(_label_axis(label, centre, angle)) for centre, angle in spots]
-        best = next((k for k, d in enumerate(depths) if d <= 0), min(range(len(spots)), key=depths.__getitem__))
+        best = next(
+            (k for k, d in enumerate(depths) if d <= 0),
+            min(range(len(spots)), key=depths.__getitem__),
+        )
         centre, angle = spots[best]
         placed.append(_label_axis(label, centre, angle))
         out.append((label, centre, angle))
@@ -309,6 +371,18 @@ def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Po
 
 
 def _arrow(ax, start: Point, end: Point, bend: float, labelled: bool) -> None:
-    ax.annotate("", xy=end, xytext=start, zorder=1,
-                arrowprops=dict(arrowstyle="-|>", color="0.15" if labelled else "0.6", lw=1.3, shrinkA=0, shrinkB=0,
-                                mutation_scale=14, connectionstyle=f"arc3,rad={bend}"))
+    ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        zorder=1,
+        arrowprops=dict(
+            arrowstyle="-|>",
+            color="0.15" if labelled else "0.6",
+            lw=1.3,
+            shrinkA=0,
+            shrinkB=0,
+            mutation_scale=14,
+            connectionstyle=f"arc3,rad={bend}",
+        ),
+    )

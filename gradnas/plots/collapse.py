@@ -36,7 +36,11 @@ def collapse_warning(genotype: Genotype) -> str | None:
     count = sum(free.values())
     if count <= MAX_PARAMETER_FREE:
         return None
-    which = ", ".join(f"{op} x{n}" for op, n in sorted(free.items(), key=lambda item: (-item[1], item[0])))
-    return (f"warning: the normal cell holds {count} parameter-free ops of {len(edges)} edges ({which}); "
-            f"this looks like the DARTS skip-connection collapse (Zela et al. 2020, P-DARTS), "
-            f"and such a cell usually retrains poorly")
+    which = ", ".join(
+        f"{op} x{n}" for op, n in sorted(free.items(), key=lambda item: (-item[1], item[0]))
+    )
+    return (
+        f"warning: the normal cell holds {count} parameter-free ops of {len(edges)} edges ({which}); "
+        f"this looks like the DARTS skip-connection collapse (Zela et al. 2020, P-DARTS), "
+        f"and such a cell usually retrains poorly"
+    )

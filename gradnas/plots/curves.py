@@ -25,7 +25,9 @@ def _value(row: Mapping[str, object], column: str, n: int) -> float:
             raise TypeError
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ValueError(f"metrics row {n + 1}: column {column!r} must be a number, got {value!r}") from None
+        raise ValueError(
+            f"metrics row {n + 1}: column {column!r} must be a number, got {value!r}"
+        ) from None
 
 
 def metric_columns(rows: Sequence[Mapping[str, object]]) -> dict[str, list[float]]:
@@ -34,7 +36,9 @@ def metric_columns(rows: Sequence[Mapping[str, object]]) -> dict[str, list[float
         raise ValueError("metrics: no rows to plot")
     missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
     if missing:
-        raise ValueError(f"metrics: missing column(s) {', '.join(missing)}; expected {list(REQUIRED_COLUMNS)}")
+        raise ValueError(
+            f"metrics: missing column(s) {', '.join(missing)}; expected {list(REQUIRED_COLUMNS)}"
+        )
     columns = {c: [_value(row, c, n) for n, row in enumerate(rows)] for c in REQUIRED_COLUMNS}
     # A tau column left empty (a run without a temperature schedule) draws no panel.
     if any(row.get("tau") not in (None, "") for row in rows):
@@ -52,8 +56,12 @@ def curves_figure(columns: Mapping[str, Sequence[float]]):
     epochs = columns["epoch"]
     marker = "o" if len(epochs) <= 30 else None  # single points stay visible in short runs
     for ax, what in zip(axes, ("loss", "acc")):
-        ax.plot(epochs, columns[f"train_{what}"], color=TRAIN_COLOR, marker=marker, ms=4, label="train")
-        ax.plot(epochs, columns[f"val_{what}"], color=VAL_COLOR, marker=marker, ms=4, label="validation")
+        ax.plot(
+            epochs, columns[f"train_{what}"], color=TRAIN_COLOR, marker=marker, ms=4, label="train"
+        )
+        ax.plot(
+            epochs, columns[f"val_{what}"], color=VAL_COLOR, marker=marker, ms=4, label="validation"
+        )
         ax.set_ylabel("cross-entropy loss" if what == "loss" else "accuracy")
         ax.set_title("loss" if what == "loss" else "accuracy")
         ax.legend()

@@ -26,7 +26,11 @@ def plot_genotype(genotype: Genotype, out_dir: Path, renderer: str = "auto") -> 
     (PNG, SVG and DOT each; ``renderer`` as in ``plot_cell``); returns the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [path for cell_type in CELL_TYPES for path in plot_cell(genotype, cell_type, out_dir / "cell", renderer)]
+    return [
+        path
+        for cell_type in CELL_TYPES
+        for path in plot_cell(genotype, cell_type, out_dir / "cell", renderer)
+    ]
 
 
 def read_genotype(path: Path) -> Genotype:

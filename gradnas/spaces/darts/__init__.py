@@ -4,10 +4,33 @@ from .cell import Cell, preprocess
 from .drop_path import DropPath, drop_path_schedule
 from .network import NetworkCIFAR, NetworkImageNet
 from .ops import OPS, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, build_op
-from .search_network import (DartsSearchNetwork, edge_space_id, op_space_id, reduction_layers, search_cell,
-                             subnet_to_genotype)
+from .search_network import (
+    DartsSearchNetwork,
+    edge_space_id,
+    op_space_id,
+    reduction_layers,
+    search_cell,
+    subnet_to_genotype,
+)
 
-__all__ = ["NetworkCIFAR", "NetworkImageNet", "DropPath", "drop_path_schedule", "OPS", "build_op", "ReLUConvBN",
-           "DilConv", "SepConv", "Zero", "FactorizedReduce", "Cell", "preprocess",
-           "DartsSearchNetwork", "search_cell", "reduction_layers", "edge_space_id", "op_space_id",
-           "subnet_to_genotype"]
+__all__ = [
+    "NetworkCIFAR",
+    "NetworkImageNet",
+    "DropPath",
+    "drop_path_schedule",
+    "OPS",
+    "build_op",
+    "ReLUConvBN",
+    "DilConv",
+    "SepConv",
+    "Zero",
+    "FactorizedReduce",
+    "Cell",
+    "preprocess",
+    "DartsSearchNetwork",
+    "search_cell",
+    "reduction_layers",
+    "edge_space_id",
+    "op_space_id",
+    "subnet_to_genotype",
+]

@@ -41,8 +41,9 @@ class DenseGradient(torch.autograd.Function):
         return grad.contiguous(memory_format=ctx.memory_format)
 
 
-def preprocess(C_prev_prev: int, C_prev: int, C: int, reduction_prev: bool,
-               affine: bool) -> tuple[nn.Module, nn.Module]:
+def preprocess(
+    C_prev_prev: int, C_prev: int, C: int, reduction_prev: bool, affine: bool
+) -> tuple[nn.Module, nn.Module]:
     """1x1 convs bringing both cell inputs to ``C`` channels; the older input
     is also halved in resolution when the previous cell was a reduction."""
     if reduction_prev:
@@ -65,8 +66,15 @@ class Cell(nn.Module):
         reduction: whether this cell halves the resolution.
     """
 
-    def __init__(self, pre0: nn.Module, pre1: nn.Module, nodes: Sequence[nn.Module],
-                 node_inputs: Sequence[Sequence[int]], concat: Sequence[int], reduction: bool) -> None:
+    def __init__(
+        self,
+        pre0: nn.Module,
+        pre1: nn.Module,
+        nodes: Sequence[nn.Module],
+        node_inputs: Sequence[Sequence[int]],
+        concat: Sequence[int],
+        reduction: bool,
+    ) -> None:
         super().__init__()
         if len(nodes) != len(node_inputs):
             raise ValueError(f"{len(nodes)} nodes but {len(node_inputs)} input lists")

@@ -58,8 +58,9 @@ def fixed_op(name: str, C: int, stride: int) -> nn.Module:
     return nn.Sequential(op, DropPath())
 
 
-def derived_cell(genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool,
-                 reduction_prev: bool) -> Cell:
+def derived_cell(
+    genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+) -> Cell:
     """One cell of a derived network: the genotype's reduce or normal cell.
 
     In a reduction cell the ops reading the two cell inputs (indices 0, 1)
@@ -72,15 +73,20 @@ def derived_cell(genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, redu
     nodes, node_inputs = [], []
     for i, node in enumerate(spec):
         if node:
-            choices = {edge_choice_name(e, op, j): fixed_op(op, C, 2 if reduction and j < 2 else 1)
-                       for e, (op, j) in enumerate(node)}
+            choices = {
+                edge_choice_name(e, op, j): fixed_op(op, C, 2 if reduction and j < 2 else 1)
+                for e, (op, j) in enumerate(node)
+            }
             inputs = [j for _, j in node]
         else:
             # State 0 only gives the batch size and resolution of the zeros.
             choices = {NO_INPUT: Zero(2 if reduction else 1)}
             inputs = [0]
-        nodes.append(DifferentiableEdge(choices, f"{cell_type}_node{i}", with_arch_param=False,
-                                        num_chosen=len(choices)))
+        nodes.append(
+            DifferentiableEdge(
+                choices, f"{cell_type}_node{i}", with_arch_param=False, num_chosen=len(choices)
+            )
+        )
         node_inputs.append(inputs)
     return Cell(pre0, pre1, nodes, node_inputs, concat, reduction)
 
@@ -123,7 +129,8 @@ class AuxiliaryHead(nn.Module):
             raise ValueError(
                 f"the auxiliary head needs feature maps of at least {self.min_size}x{self.min_size} "
                 f"after the second reduction cell, got {height}x{width}; the input images are too "
-                f"small for it: build the network with auxiliary=False")
+                f"small for it: build the network with auxiliary=False"
+            )
         out = self.features(x)  # (N, 768, h, w), h = w = 1 at DARTS' sizes
         return self.classifier(out.mean(dim=(2, 3)))
 
@@ -136,14 +143,28 @@ class _DerivedNetwork(nn.Module):
     head after cell ``2 * layers // 3`` and the drop-path switch.
     """
 
-    def __init__(self, genotype: Genotype, C: int, num_classes: int, layers: int, auxiliary: bool,
-                 in_channels: int, steps: int | None) -> None:
+    def __init__(
+        self,
+        genotype: Genotype,
+        C: int,
+        num_classes: int,
+        layers: int,
+        auxiliary: bool,
+        in_channels: int,
+        steps: int | None,
+    ) -> None:
         super().__init__()
         if not isinstance(genotype, Genotype):
-            raise ValueError(f"genotype must be a gradnas Genotype, got {type(genotype).__name__}; "
-                             f"use Genotype.parse(...) or get_genotype(name)")
-        for name, value in (("C", C), ("num_classes", num_classes), ("layers", layers),
-                            ("in_channels", in_channels)):
+            raise ValueError(
+                f"genotype must be a gradnas Genotype, got {type(genotype).__name__}; "
+                f"use Genotype.parse(...) or get_genotype(name)"
+            )
+        for name, value in (
+            ("C", C),
+            ("num_classes", num_classes),
+            ("layers", layers),
+            ("in_channels", in_channels),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         genotype.validate(primitives=tuple(OPS), steps=steps)
@@ -161,7 +182,9 @@ class _DerivedNetwork(nn.Module):
             reduction = layer in reduction_layers(self.layers)
             if reduction:
                 C_curr *= 2
-            cell = derived_cell(self.genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            cell = derived_cell(
+                self.genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev
+            )
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, len(cell.concat) * C_curr
@@ -235,15 +258,26 @@ class NetworkCIFAR(_DerivedNetwork):
     (2, 10)
     """
 
-    def __init__(self, genotype: Genotype, C: int = 36, num_classes: int = 10, layers: int = 20,
-                 auxiliary: bool = False, in_channels: int = 3, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        genotype: Genotype,
+        C: int = 36,
+        num_classes: int = 10,
+        layers: int = 20,
+        auxiliary: bool = False,
+        in_channels: int = 3,
+        steps: int | None = None,
+    ) -> None:
         super().__init__(genotype, C, num_classes, layers, auxiliary, in_channels, steps)
         C_stem = CIFAR_STEM_MULTIPLIER * C
-        self.stem_conv = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False),
-                                       nn.BatchNorm2d(C_stem))
+        self.stem_conv = nn.Sequential(
+            nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem)
+        )
         C_prev = self._build_cells(C_stem, C_stem, C, reduction_prev=False)
         if auxiliary:
-            self.auxiliary_head = AuxiliaryHead(self.aux_channels, num_classes, pool_stride=3, bn_after_conv=True)
+            self.auxiliary_head = AuxiliaryHead(
+                self.aux_channels, num_classes, pool_stride=3, bn_after_conv=True
+            )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 
@@ -265,11 +299,21 @@ class NetworkImageNet(_DerivedNetwork):
     Args: as :class:`NetworkCIFAR`; DARTS uses C=48, layers=14, 1000 classes.
     """
 
-    def __init__(self, genotype: Genotype, C: int = 48, num_classes: int = 1000, layers: int = 14,
-                 auxiliary: bool = False, in_channels: int = 3, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        genotype: Genotype,
+        C: int = 48,
+        num_classes: int = 1000,
+        layers: int = 14,
+        auxiliary: bool = False,
+        in_channels: int = 3,
+        steps: int | None = None,
+    ) -> None:
         super().__init__(genotype, C, num_classes, layers, auxiliary, in_channels, steps)
         if C % 2:
-            raise ValueError(f"NetworkImageNet needs an even C (its stem has C // 2 channels), got {C}")
+            raise ValueError(
+                f"NetworkImageNet needs an even C (its stem has C // 2 channels), got {C}"
+            )
         self.stem0 = nn.Sequential(
             nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(C // 2),
@@ -284,7 +328,9 @@ class NetworkImageNet(_DerivedNetwork):
         )
         C_prev = self._build_cells(C, C, C, reduction_prev=True)
         if auxiliary:
-            self.auxiliary_head = AuxiliaryHead(self.aux_channels, num_classes, pool_stride=2, bn_after_conv=False)
+            self.auxiliary_head = AuxiliaryHead(
+                self.aux_channels, num_classes, pool_stride=2, bn_after_conv=False
+            )
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 

@@ -52,7 +52,9 @@ def sharing_input_work() -> Iterator[None]:
         _SHARED_WORK.reset(token)
 
 
-def shared(key: Hashable, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def shared(
+    key: Hashable, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """``compute(x)``, computed once per ``key`` and input inside :func:`sharing_input_work`.
 
     ``key`` must name the computation exactly (same key, same function of
@@ -68,9 +70,20 @@ def shared(key: Hashable, x: torch.Tensor, compute: Callable[[torch.Tensor], tor
         return compute(x)
     try:
         address = x.data_ptr()
-    except RuntimeError:  # a fake tensor under torch.export / torch.compile tracing has no memory to compare
+    except (
+        RuntimeError
+    ):  # a fake tensor under torch.export / torch.compile tracing has no memory to compare
         return compute(x)
-    same_input = (key, address, tuple(x.shape), x.stride(), x.dtype, x.device, x.requires_grad, x._version)
+    same_input = (
+        key,
+        address,
+        tuple(x.shape),
+        x.stride(),
+        x.dtype,
+        x.device,
+        x.requires_grad,
+        x._version,
+    )
     hit = memo.get(same_input)
     if hit is not None:
         return hit[1]
@@ -79,7 +92,9 @@ def shared(key: Hashable, x: torch.Tensor, compute: Callable[[torch.Tensor], tor
     return out
 
 
-def scaled_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+def scaled_batch_norm(
+    bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None
+) -> torch.Tensor:
     """``scale * bn(x)`` as one BatchNorm call, ``scale`` (a 0-d tensor) folded into its affine weight.
 
     Running statistics, momentum and ``num_batches_tracked`` are handled
@@ -99,8 +114,16 @@ def scaled_batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     use_batch_stats = bn.training or (bn.running_mean is None and bn.running_var is None)
     pass_stats = not bn.training or bn.track_running_stats
-    return F.batch_norm(x, bn.running_mean if pass_stats else None, bn.running_var if pass_stats else None,
-                        weight, bias, use_batch_stats, factor, bn.eps)
+    return F.batch_norm(
+        x,
+        bn.running_mean if pass_stats else None,
+        bn.running_var if pass_stats else None,
+        weight,
+        bias,
+        use_batch_stats,
+        factor,
+        bn.eps,
+    )
 
 
 def shared_relu(relu: nn.ReLU, x: torch.Tensor) -> torch.Tensor:
@@ -110,13 +133,19 @@ def shared_relu(relu: nn.ReLU, x: torch.Tensor) -> torch.Tensor:
 
 # -- dilated convolutions as plain convolutions on pixel sub-grids -----------------
 
+
 def subgrid_form(conv: nn.Conv2d) -> int | None:
     """The dilation ``d`` when ``conv`` equals a plain convolution on pixel sub-grids, else None.
 
     That holds for a dilation ``d > 1`` with "same" padding ``d * (k - 1) / 2``
     (odd square kernel, zero padding) and stride 1 or ``d``.
     """
-    (k, k_w), (d, d_w), (p, p_w), (s, s_w) = conv.kernel_size, conv.dilation, conv.padding, conv.stride
+    (k, k_w), (d, d_w), (p, p_w), (s, s_w) = (
+        conv.kernel_size,
+        conv.dilation,
+        conv.padding,
+        conv.stride,
+    )
     if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
         return None
     if not (k == k_w and d == d_w and p == p_w and s == s_w) or d < 2 or k % 2 == 0:
@@ -132,7 +161,9 @@ def to_subgrids(x: torch.Tensor, d: int) -> torch.Tensor:
     n, c, h, w = x.shape
     t = x.permute(0, 2, 3, 1).reshape(n, h // d, d, w // d, d, c)  # (N, H/d, r, W/d, s, C)
     t = t.permute(2, 4, 0, 1, 3, 5).reshape(d * d * n, h // d, w // d, c)  # (r s N, H/d, W/d, C)
-    return t.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)  # (d*d*N, C, H/d, W/d)
+    return t.permute(0, 3, 1, 2).contiguous(
+        memory_format=torch.channels_last
+    )  # (d*d*N, C, H/d, W/d)
 
 
 def from_subgrids(y: torch.Tensor, d: int) -> torch.Tensor:
@@ -150,10 +181,13 @@ def plain_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 # -- the ops ---------------------------------------------------------------------
 
+
 class ReLUConvBN(nn.Sequential):
     """ReLU, convolution, BatchNorm: the preprocessing of a cell's inputs."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, affine: bool) -> None:
+    def __init__(
+        self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, affine: bool
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
@@ -164,12 +198,28 @@ class ReLUConvBN(nn.Sequential):
 class DilConv(nn.Sequential):
     """ReLU, dilated depthwise conv, pointwise conv, BatchNorm."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, dilation: int,
-                 affine: bool) -> None:
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool,
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel_size, stride=stride, padding=padding, dilation=dilation,
-                      groups=C_in, bias=False),
+            nn.Conv2d(
+                C_in,
+                C_in,
+                kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=C_in,
+                bias=False,
+            ),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
@@ -183,13 +233,18 @@ class DilConv(nn.Sequential):
         d = subgrid_form(depthwise)
         if d is not None and depthwise.stride[0] == d:
             # Stride d keeps only outputs on the (0, 0) sub-grid, which read only that sub-grid.
-            h = shared(("subgrid0", d), shared_relu(relu, x),
-                       lambda t: t[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last))
+            h = shared(
+                ("subgrid0", d),
+                shared_relu(relu, x),
+                lambda t: t[:, :, ::d, ::d].contiguous(memory_format=torch.channels_last),
+            )
             return scaled_batch_norm(bn, pointwise(plain_conv(depthwise, h)), scale)
         if d is not None and x.shape[2] % d == 0 and x.shape[3] % d == 0:
             # Pointwise conv and BatchNorm treat every pixel alike, so they run on the sub-grids too.
             h = shared(("subgrids", d), shared_relu(relu, x), lambda t: to_subgrids(t, d))
-            return from_subgrids(scaled_batch_norm(bn, pointwise(plain_conv(depthwise, h)), scale), d)
+            return from_subgrids(
+                scaled_batch_norm(bn, pointwise(plain_conv(depthwise, h)), scale), d
+            )
         return self.after_relu(shared_relu(relu, x), scale)
 
     def after_relu(self, h: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -201,7 +256,9 @@ class DilConv(nn.Sequential):
 class SepConv(nn.Sequential):
     """Two stacked separable blocks; only the first one carries the stride."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, affine: bool) -> None:
+    def __init__(
+        self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, affine: bool
+    ) -> None:
         super().__init__(
             DilConv(C_in, C_in, kernel_size, stride, padding, 1, affine),
             DilConv(C_in, C_out, kernel_size, 1, padding, 1, affine),
@@ -246,7 +303,9 @@ class FactorizedReduce(nn.Module):
     def __init__(self, C_in: int, C_out: int, affine: bool) -> None:
         super().__init__()
         if C_out % 2:
-            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+            raise ValueError(
+                f"FactorizedReduce needs an even number of output channels, got {C_out}"
+            )
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
@@ -265,7 +324,9 @@ class FactorizedReduce(nn.Module):
 
 def pool_key(pool: nn.Module) -> tuple:
     """Everything that defines a pooling module's output: its type and settings."""
-    settings = sorted((k, v) for k, v in vars(pool).items() if not k.startswith("_") and k != "training")
+    settings = sorted(
+        (k, v) for k, v in vars(pool).items() if not k.startswith("_") and k != "training"
+    )
     return (type(pool).__name__, tuple(settings))
 
 
@@ -292,8 +353,12 @@ OpBuilder = Callable[[int, int, bool], nn.Module]
 OPS: dict[str, OpBuilder] = {
     "none": lambda C, stride, affine: Zero(stride),
     "max_pool_3x3": lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
-    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False),
-    "skip_connect": lambda C, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine),
+    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
+    "skip_connect": lambda C, stride, affine: (
+        nn.Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+    ),
     "sep_conv_3x3": lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine),
     "sep_conv_5x5": lambda C, stride, affine: SepConv(C, C, 5, stride, 2, affine),
     "dil_conv_3x3": lambda C, stride, affine: DilConv(C, C, 3, stride, 2, 2, affine),

@@ -43,7 +43,9 @@ class PartialChannelOp(nn.Module):
     def __init__(self, op: nn.Module, k: int, stride: int) -> None:
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(f"PartialChannelOp needs an int k >= 2 (k = 1 is no wrapper at all), got {k!r}")
+            raise ValueError(
+                f"PartialChannelOp needs an int k >= 2 (k = 1 is no wrapper at all), got {k!r}"
+            )
         if stride not in (1, 2):
             raise ValueError(f"PartialChannelOp needs stride 1 or 2, got {stride!r}")
         self.op = op
@@ -56,7 +58,9 @@ class PartialChannelOp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
         if channels % self.k:
-            raise ValueError(f"PartialChannelOp(k={self.k}) got {channels} channels, not a multiple of k")
+            raise ValueError(
+                f"PartialChannelOp(k={self.k}) got {channels} channels, not a multiple of k"
+            )
         part = channels // self.k
         processed = self.op(x[:, :part])  # (N, C/k, H', W')
         bypassed = self.bypass(x[:, part:])  # (N, C - C/k, H', W')

@@ -32,9 +32,21 @@ def op_space_id(cell_type: str, node: int, input_index: int) -> str:
     return f"{cell_type}_node{node}_input{input_index}"
 
 
-def search_cell(cell_type: str, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
-                steps: int, multiplier: int, primitives: Sequence[str], op_mutable: OpMutableFactory,
-                edge_alpha: bool, num_chosen: int = 2, partial_channels: int = 1) -> Cell:
+def search_cell(
+    cell_type: str,
+    C_prev_prev: int,
+    C_prev: int,
+    C: int,
+    reduction: bool,
+    reduction_prev: bool,
+    steps: int,
+    multiplier: int,
+    primitives: Sequence[str],
+    op_mutable: OpMutableFactory,
+    edge_alpha: bool,
+    num_chosen: int = 2,
+    partial_channels: int = 1,
+) -> Cell:
     """A search cell: node i is an edge over all ``2 + i`` earlier states, each
     input through a mixed op of every primitive (stride 2 on the cell inputs
     of a reduction cell). Search ops are affine-free, as in DARTS.
@@ -47,12 +59,22 @@ def search_cell(cell_type: str, C_prev_prev: int, C_prev: int, C: int, reduction
         choices = {}
         for j in range(2 + i):
             stride = 2 if reduction and j < 2 else 1
-            ops = {name: build_op(name, C // partial_channels, stride, affine=False, search=True)
-                   for name in primitives}
+            ops = {
+                name: build_op(name, C // partial_channels, stride, affine=False, search=True)
+                for name in primitives
+            }
             op = op_mutable(ops, op_space_id(cell_type, i, j))
-            choices[f"input{j}"] = op if partial_channels == 1 else PartialChannelOp(op, partial_channels, stride)
-        nodes.append(DifferentiableEdge(choices, edge_space_id(cell_type, i), with_arch_param=edge_alpha,
-                                        num_chosen=min(num_chosen, 2 + i)))
+            choices[f"input{j}"] = (
+                op if partial_channels == 1 else PartialChannelOp(op, partial_channels, stride)
+            )
+        nodes.append(
+            DifferentiableEdge(
+                choices,
+                edge_space_id(cell_type, i),
+                with_arch_param=edge_alpha,
+                num_chosen=min(num_chosen, 2 + i),
+            )
+        )
         node_inputs.append(list(range(2 + i)))
     concat = list(range(2 + steps - multiplier, 2 + steps))
     return Cell(pre0, pre1, nodes, node_inputs, concat, reduction)
@@ -97,17 +119,32 @@ class DartsSearchNetwork(nn.Module):
             faster in that layout. The values computed are the same.
     """
 
-    def __init__(self, C: int = 16, layers: int = 8, steps: int = 4, multiplier: int = 4, stem_multiplier: int = 3,
-                 in_channels: int = 3, num_classes: int = 10, primitives: Sequence[str] = PRIMITIVES,
-                 op_mutable: OpMutableFactory = DifferentiableOP, edge_alpha: bool = False,
-                 partial_channels: int = 1, memory_efficient: bool = False,
-                 channels_last: bool | None = None) -> None:
+    def __init__(
+        self,
+        C: int = 16,
+        layers: int = 8,
+        steps: int = 4,
+        multiplier: int = 4,
+        stem_multiplier: int = 3,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        primitives: Sequence[str] = PRIMITIVES,
+        op_mutable: OpMutableFactory = DifferentiableOP,
+        edge_alpha: bool = False,
+        partial_channels: int = 1,
+        memory_efficient: bool = False,
+        channels_last: bool | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(memory_efficient, bool):
             raise ValueError(f"memory_efficient must be a bool, got {memory_efficient!r}")
         if channels_last is not None and not isinstance(channels_last, bool):
             raise ValueError(f"channels_last must be a bool or None, got {channels_last!r}")
-        if isinstance(partial_channels, bool) or not isinstance(partial_channels, int) or partial_channels < 1:
+        if (
+            isinstance(partial_channels, bool)
+            or not isinstance(partial_channels, int)
+            or partial_channels < 1
+        ):
             raise ValueError(f"partial_channels must be an int >= 1, got {partial_channels!r}")
         if C % partial_channels:
             raise ValueError(f"C ({C}) must be a multiple of partial_channels ({partial_channels})")
@@ -121,7 +158,9 @@ class DartsSearchNetwork(nn.Module):
         self.primitives = tuple(primitives)
         self.partial_channels = partial_channels
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
+        )
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
         reduction_prev = False
@@ -130,9 +169,22 @@ class DartsSearchNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             cell_type = "reduce" if reduction else "normal"
-            self.cells.append(search_cell(cell_type, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                          steps, multiplier, self.primitives, op_mutable, edge_alpha,
-                                          partial_channels=partial_channels))
+            self.cells.append(
+                search_cell(
+                    cell_type,
+                    C_prev_prev,
+                    C_prev,
+                    C_curr,
+                    reduction,
+                    reduction_prev,
+                    steps,
+                    multiplier,
+                    self.primitives,
+                    op_mutable,
+                    edge_alpha,
+                    partial_channels=partial_channels,
+                )
+            )
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -144,8 +196,13 @@ class DartsSearchNetwork(nn.Module):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             if self.memory_efficient and torch.is_grad_enabled():
-                s1_next = checkpoint(cell, s0, s1, use_reentrant=False,
-                                     context_fn=functools.partial(_recompute_context, cell))
+                s1_next = checkpoint(
+                    cell,
+                    s0,
+                    s1,
+                    use_reentrant=False,
+                    context_fn=functools.partial(_recompute_context, cell),
+                )
             else:
                 s1_next = cell(s0, s1)
             s0, s1 = s1, s1_next
@@ -188,13 +245,23 @@ class FrozenRunningStats:
     """
 
     def __init__(self, module: nn.Module) -> None:
-        self.batchnorms = [m for m in module.modules()
-                           if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        self.batchnorms = [
+            m
+            for m in module.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        ]
         self.saved: list[list] = []
 
     def __enter__(self) -> None:
-        self.saved.append([(bn.momentum, None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone())
-                           for bn in self.batchnorms])
+        self.saved.append(
+            [
+                (
+                    bn.momentum,
+                    None if bn.num_batches_tracked is None else bn.num_batches_tracked.clone(),
+                )
+                for bn in self.batchnorms
+            ]
+        )
         for bn in self.batchnorms:
             bn.momentum = 0.0
 
@@ -205,13 +272,17 @@ class FrozenRunningStats:
                 bn.num_batches_tracked.copy_(count)
 
 
-def _recompute_context(cell: nn.Module) -> tuple[contextlib.AbstractContextManager, FrozenRunningStats]:
+def _recompute_context(
+    cell: nn.Module,
+) -> tuple[contextlib.AbstractContextManager, FrozenRunningStats]:
     """``checkpoint``'s (forward, recomputation) contexts: the forward updates
     the BatchNorm statistics once, the recomputations in the backward do not."""
     return contextlib.nullcontext(), FrozenRunningStats(cell)
 
 
-def subnet_to_genotype(subnet: Mapping[str, Mapping[str, Sequence[str]]], steps: int, multiplier: int) -> Genotype:
+def subnet_to_genotype(
+    subnet: Mapping[str, Mapping[str, Sequence[str]]], steps: int, multiplier: int
+) -> Genotype:
     cells = {}
     for cell_type in CELL_TYPES:
         nodes = []
@@ -229,4 +300,6 @@ def subnet_to_genotype(subnet: Mapping[str, Mapping[str, Sequence[str]]], steps:
             nodes.append(node)
         cells[cell_type] = nodes
     concat = list(range(2 + steps - multiplier, 2 + steps))
-    return Genotype(normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat)
+    return Genotype(
+        normal=cells["normal"], normal_concat=concat, reduce=cells["reduce"], reduce_concat=concat
+    )

@@ -64,7 +64,12 @@ def copy_halves(t: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([copy_rows(t[:half], n // 2), copy_rows(t[half:], n // 2)], dim=0)
 
 
-def _grow(module: nn.Module, name: str, grow: Callable[[torch.Tensor], torch.Tensor], growths: list[Growth]) -> None:
+def _grow(
+    module: nn.Module,
+    name: str,
+    grow: Callable[[torch.Tensor], torch.Tensor],
+    growths: list[Growth],
+) -> None:
     """Replace ``module.name`` (a parameter or buffer; None stays None) by its grown value."""
     old = getattr(module, name)
     if old is None:
@@ -77,8 +82,12 @@ def _grow(module: nn.Module, name: str, grow: Callable[[torch.Tensor], torch.Ten
         setattr(module, name, grow(old))
 
 
-def widen_batchnorm(bn: nn.BatchNorm2d, c_new: int, growths: list[Growth],
-                    grow: Callable[[torch.Tensor, int], torch.Tensor] = copy_rows) -> None:
+def widen_batchnorm(
+    bn: nn.BatchNorm2d,
+    c_new: int,
+    growths: list[Growth],
+    grow: Callable[[torch.Tensor, int], torch.Tensor] = copy_rows,
+) -> None:
     """New channels copy an old channel's running statistics (and affine weights)."""
     for name in ("weight", "bias", "running_mean", "running_var"):
         _grow(bn, name, lambda t: grow(t, c_new), growths)
@@ -128,11 +137,15 @@ def widen_op(op: nn.Module, c_new: int, growths: list[Growth]) -> None:
         raise TypeError(f"cannot widen a {type(op).__name__}: not an op of the DARTS op table")
 
 
-def widen_partial_channel_op(pc: PartialChannelOp, channels: int, k: int, growths: list[Growth]) -> None:
+def widen_partial_channel_op(
+    pc: PartialChannelOp, channels: int, k: int, growths: list[Growth]
+) -> None:
     """Send ``channels // k`` of an edge's ``channels`` through its ops instead of ``channels // pc.k``."""
     if k > pc.k or channels % k:
-        raise ValueError(f"cannot widen partial channels from K={pc.k} to K={k} on {channels} channels: "
-                         f"K may only shrink, to a divisor of the channels")
+        raise ValueError(
+            f"cannot widen partial channels from K={pc.k} to K={k} on {channels} channels: "
+            f"K may only shrink, to a divisor of the channels"
+        )
     if k < 2:
         raise ValueError(f"partial channels need K >= 2, got {k}")
     for op in pc.op.choices.values():

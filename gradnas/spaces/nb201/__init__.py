@@ -3,14 +3,27 @@
 from .arch import NB201Arch
 from .cell import EDGES, NUM_NODES, NB201Cell, edge_space_id
 from .networks import (
-           NB201Network,
-           NB201SearchNetwork,
-           NB201Skeleton,
-           ResidualReduction,
-           subnet_to_arch,
+    NB201Network,
+    NB201SearchNetwork,
+    NB201Skeleton,
+    ResidualReduction,
+    subnet_to_arch,
 )
 from .ops import NB201_PRIMITIVES, OPS, ReLUConvBN, build_op
 
-__all__ = ["NB201Arch", "EDGES", "NUM_NODES", "NB201Cell", "edge_space_id", "NB201Network", "NB201SearchNetwork",
-           "NB201Skeleton", "ResidualReduction", "subnet_to_arch", "NB201_PRIMITIVES", "OPS", "ReLUConvBN",
-           "build_op"]
+__all__ = [
+    "NB201Arch",
+    "EDGES",
+    "NUM_NODES",
+    "NB201Cell",
+    "edge_space_id",
+    "NB201Network",
+    "NB201SearchNetwork",
+    "NB201Skeleton",
+    "ResidualReduction",
+    "subnet_to_arch",
+    "NB201_PRIMITIVES",
+    "OPS",
+    "ReLUConvBN",
+    "build_op",
+]

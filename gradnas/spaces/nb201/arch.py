@@ -5,8 +5,9 @@ five ops. The benchmark writes a cell node by node, each node as its inputs
 ``|op~source|``, nodes joined by ``+`` (AutoDL-Projects
 ``cell_searchs/genotypes.py``, ``Structure.tostr``), e.g.
 
->>> arch = NB201Arch.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|"
-...                        "+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+>>> arch = NB201Arch.parse(
+...     "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+... )
 >>> arch.op(2, 1)
 'skip_connect'
 >>> NB201Arch.from_dict(arch.to_dict()) == arch
@@ -26,7 +27,9 @@ from .ops import NB201_PRIMITIVES
 
 def _check_op(op: Any, where: str) -> str:
     if not isinstance(op, str) or op not in NB201_PRIMITIVES:
-        raise ValueError(f"{where}: unknown op {op!r}; NAS-Bench-201 ops are {list(NB201_PRIMITIVES)}")
+        raise ValueError(
+            f"{where}: unknown op {op!r}; NAS-Bench-201 ops are {list(NB201_PRIMITIVES)}"
+        )
     return op
 
 
@@ -36,21 +39,35 @@ def _ops_from_nodes(nodes: Sequence[Sequence[Sequence[Any]]]) -> tuple[str, ...]
     Node ``i`` (1..3) must list each source ``0..i-1`` exactly once, in any order.
     """
     if isinstance(nodes, str) or not isinstance(nodes, Sequence) or len(nodes) != NUM_NODES - 1:
-        count = len(nodes) if isinstance(nodes, Sequence) and not isinstance(nodes, str) else "no list of"
-        raise ValueError(f"a NAS-Bench-201 cell has {NUM_NODES - 1} nodes (1..{NUM_NODES - 1}), got {count} nodes")
+        count = (
+            len(nodes)
+            if isinstance(nodes, Sequence) and not isinstance(nodes, str)
+            else "no list of"
+        )
+        raise ValueError(
+            f"a NAS-Bench-201 cell has {NUM_NODES - 1} nodes (1..{NUM_NODES - 1}), got {count} nodes"
+        )
     ops: dict[tuple[int, int], str] = {}
     for i, node in enumerate(nodes, start=1):
         where = f"node {i}"
         if isinstance(node, str) or not isinstance(node, Sequence) or len(node) != i:
-            got = len(node) if isinstance(node, Sequence) and not isinstance(node, str) else repr(node)
-            raise ValueError(f"{where} needs exactly {i} input(s), one from each of nodes 0..{i - 1}; got {got}")
+            got = (
+                len(node)
+                if isinstance(node, Sequence) and not isinstance(node, str)
+                else repr(node)
+            )
+            raise ValueError(
+                f"{where} needs exactly {i} input(s), one from each of nodes 0..{i - 1}; got {got}"
+            )
         for pair in node:
             if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
                 raise ValueError(f"{where}: each input is an (op, source) pair, got {pair!r}")
             op, j = pair
             _check_op(op, where)
             if isinstance(j, bool) or not isinstance(j, int) or not 0 <= j < i:
-                raise ValueError(f"{where}: source {j!r} is not an earlier node (expected an int in 0..{i - 1})")
+                raise ValueError(
+                    f"{where}: source {j!r} is not an earlier node (expected an int in 0..{i - 1})"
+                )
             if (i, j) in ops:
                 raise ValueError(f"{where}: source {j} appears more than once")
             ops[(i, j)] = op
@@ -83,8 +100,14 @@ class NB201Arch:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if isinstance(self.ops, str) or not isinstance(self.ops, Sequence) or len(self.ops) != len(EDGES):
-            raise ValueError(f"NB201Arch needs {len(EDGES)} ops, one per edge {list(EDGES)}; got {self.ops!r}")
+        if (
+            isinstance(self.ops, str)
+            or not isinstance(self.ops, Sequence)
+            or len(self.ops) != len(EDGES)
+        ):
+            raise ValueError(
+                f"NB201Arch needs {len(EDGES)} ops, one per edge {list(EDGES)}; got {self.ops!r}"
+            )
         for (i, j), op in zip(EDGES, self.ops):
             _check_op(op, f"edge {j}->{i}")
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -93,7 +116,9 @@ class NB201Arch:
     def op(self, i: int, j: int) -> str:
         """The op on the edge from node ``j`` into node ``i``."""
         if (i, j) not in EDGES:
-            raise ValueError(f"no edge {j}->{i} in a NAS-Bench-201 cell; edges are {list(EDGES)} as (target, source)")
+            raise ValueError(
+                f"no edge {j}->{i} in a NAS-Bench-201 cell; edges are {list(EDGES)} as (target, source)"
+            )
         return self.ops[EDGES.index((i, j))]
 
     def edges(self) -> Iterator[tuple[int, int, str]]:
@@ -124,11 +149,15 @@ class NB201Arch:
         an unknown op, a source that is not an earlier node, a repeated source.
         """
         if not isinstance(text, str):
-            raise ValueError(f"a NAS-Bench-201 arch string must be a str, got {type(text).__name__}")
+            raise ValueError(
+                f"a NAS-Bench-201 arch string must be a str, got {type(text).__name__}"
+            )
         parts = text.strip().split("+")
         if len(parts) != NUM_NODES - 1:
-            raise ValueError(f"a NAS-Bench-201 arch string has {NUM_NODES - 1} nodes joined by '+', "
-                             f"got {len(parts)} in {text!r}")
+            raise ValueError(
+                f"a NAS-Bench-201 arch string has {NUM_NODES - 1} nodes joined by '+', "
+                f"got {len(parts)} in {text!r}"
+            )
         return cls.from_nodes([_parse_node(part, i) for i, part in enumerate(parts, start=1)])
 
     # -- JSON --------------------------------------------------------------
@@ -143,7 +172,9 @@ class NB201Arch:
             raise ValueError(f"expected a dict with key 'nodes', got {type(d).__name__}")
         unknown = sorted(str(k) for k in d if k != "nodes")
         if unknown:
-            raise ValueError(f"unknown key(s) {', '.join(unknown)} in a NAS-Bench-201 arch dict; expected ['nodes']")
+            raise ValueError(
+                f"unknown key(s) {', '.join(unknown)} in a NAS-Bench-201 arch dict; expected ['nodes']"
+            )
         if "nodes" not in d:
             raise ValueError("a NAS-Bench-201 arch dict needs the key 'nodes'")
         return cls.from_nodes(d["nodes"])

@@ -46,16 +46,19 @@ class ResidualReduction(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(C_in, C_out, 3, 2, 1, affine=True)
         self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, affine=True)
-        self.shortcut = nn.Sequential(nn.AvgPool2d(kernel_size=2, stride=2),
-                                      nn.Conv2d(C_in, C_out, kernel_size=1, bias=False))
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2), nn.Conv2d(C_in, C_out, kernel_size=1, bias=False)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         if height % 2 or width % 2:
             # Odd sides give a 3x3 stride-2 conv ceil(n/2) outputs but the 2x2
             # pool floor(n/2): the branches would not add up.
-            raise ValueError(f"a NAS-Bench-201 reduction block needs even spatial sides, got {height}x{width}; "
-                             f"the network input's sides must be multiples of 4")
+            raise ValueError(
+                f"a NAS-Bench-201 reduction block needs even spatial sides, got {height}x{width}; "
+                f"the network input's sides must be multiples of 4"
+            )
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
@@ -72,13 +75,26 @@ class NB201Skeleton(nn.Module):
             and the fixed network differ only in it.
     """
 
-    def __init__(self, C: int, N: int, num_classes: int, in_channels: int,
-                 make_cell: Callable[[int], nn.Module]) -> None:
+    def __init__(
+        self,
+        C: int,
+        N: int,
+        num_classes: int,
+        in_channels: int,
+        make_cell: Callable[[int], nn.Module],
+    ) -> None:
         super().__init__()
-        for value, name in ((C, "C"), (N, "N"), (num_classes, "num_classes"), (in_channels, "in_channels")):
+        for value, name in (
+            (C, "C"),
+            (N, "N"),
+            (num_classes, "num_classes"),
+            (in_channels, "in_channels"),
+        ):
             _check_positive_int(value, name)
         self.C, self.N = C, N
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
         layers: list[nn.Module] = []
         C_prev = C
         for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
@@ -111,7 +127,9 @@ def subnet_to_arch(subnet: Mapping[str, Mapping[str, Sequence[str]]]) -> NB201Ar
             raise ValueError(f"the subnet has no decision {space_id!r} (the op on edge {j}->{i})")
         chosen = list(entry["chosen"])
         if len(chosen) != 1:
-            raise ValueError(f"In {space_id}: a NAS-Bench-201 edge keeps exactly one op, got {chosen}")
+            raise ValueError(
+                f"In {space_id}: a NAS-Bench-201 edge keeps exactly one op, got {chosen}"
+            )
         ops.append(chosen[0])
     return NB201Arch(tuple(ops))
 
@@ -136,13 +154,24 @@ class NB201SearchNetwork(NB201Skeleton):
             ``functools.partial(GumbelOP, tau=10.0, hard=True)`` (GDAS).
     """
 
-    def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, in_channels: int = 3,
-                 op_mutable: OpMutableFactory = DifferentiableOP, affine: bool = False,
-                 track_running_stats: bool = True) -> None:
+    def __init__(
+        self,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        op_mutable: OpMutableFactory = DifferentiableOP,
+        affine: bool = False,
+        track_running_stats: bool = True,
+    ) -> None:
         def make_cell(C_cell: int) -> NB201Cell:
             def make_edge(i: int, j: int) -> nn.Module:
-                ops = {name: build_op(name, C_cell, affine, track_running_stats) for name in NB201_PRIMITIVES}
+                ops = {
+                    name: build_op(name, C_cell, affine, track_running_stats)
+                    for name in NB201_PRIMITIVES
+                }
                 return op_mutable(ops, edge_space_id(i, j))
+
             return NB201Cell(make_edge)
 
         super().__init__(C, N, num_classes, in_channels, make_cell)
@@ -163,15 +192,23 @@ class NB201Network(NB201Skeleton):
         arch: an :class:`NB201Arch` or its benchmark string.
     """
 
-    def __init__(self, arch: NB201Arch | str, C: int = 16, N: int = 5, num_classes: int = 10,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        arch: NB201Arch | str,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ) -> None:
         if isinstance(arch, str):
             arch = NB201Arch.parse(arch)
         if not isinstance(arch, NB201Arch):
             raise ValueError(f"arch must be an NB201Arch or its string, got {type(arch).__name__}")
 
         def make_cell(C_cell: int) -> NB201Cell:
-            return NB201Cell(lambda i, j: build_op(arch.op(i, j), C_cell, affine=True, track_running_stats=True))
+            return NB201Cell(
+                lambda i, j: build_op(arch.op(i, j), C_cell, affine=True, track_running_stats=True)
+            )
 
         super().__init__(C, N, num_classes, in_channels, make_cell)
         self.arch = arch

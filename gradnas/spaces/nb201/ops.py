@@ -33,15 +33,29 @@ from ..darts.ops import Zero
 
 # The five candidate ops, in the benchmark's order (AutoDL-Projects
 # cell_operations.NAS_BENCH_201); arch strings and alphas use this order.
-NB201_PRIMITIVES: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB201_PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+)
 
 
 class ReLUConvBN(nn.Sequential):
     """ReLU, a bias-free convolution, BatchNorm: NAS-Bench-201's conv op and
     the two branches of its residual reduction block."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, affine: bool,
-                 track_running_stats: bool = True) -> None:
+    def __init__(
+        self,
+        C_in: int,
+        C_out: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        affine: bool,
+        track_running_stats: bool = True,
+    ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel_size, stride=stride, padding=padding, bias=False),
@@ -57,7 +71,9 @@ OPS: dict[str, OpBuilder] = {
     "skip_connect": lambda C, affine, track: nn.Identity(),
     "nor_conv_1x1": lambda C, affine, track: ReLUConvBN(C, C, 1, 1, 0, affine, track),
     "nor_conv_3x3": lambda C, affine, track: ReLUConvBN(C, C, 3, 1, 1, affine, track),
-    "avg_pool_3x3": lambda C, affine, track: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda C, affine, track: nn.AvgPool2d(
+        3, stride=1, padding=1, count_include_pad=False
+    ),
 }
 
 
