@@ -1,9 +1,10 @@
 """One search step of gradnas' DARTS supernet against a plain DARTS supernet.
 
-    python benchmarks/search_step.py                        # batch 32 and 64, every algorithm, 3 rounds
-    python benchmarks/search_step.py --quick                # a tiny smoke run
+    python benchmarks/search_step.py                # batch 32 and 64, every algorithm, 3 rounds
+    python benchmarks/search_step.py --quick        # a tiny smoke run
     python benchmarks/search_step.py --batch-sizes 32 --algorithms darts1,gdas --memory-efficient
-    python benchmarks/search_step.py --algorithms darts1,darts2 --no-reference --threads 1  # 2nd / 1st order only
+    # 2nd / 1st order only:
+    python benchmarks/search_step.py --algorithms darts1,darts2 --no-reference --threads 1
 
 For the DARTS space (C=16, 8 cells, 10 classes, 3x32x32 inputs) it times one
 search step after warm-up and records the peak memory of each configuration,
@@ -527,7 +528,7 @@ def gdas_ops_run_per_forward(space: Space) -> tuple[int, int]:
     """(candidate ops run in one GDAS forward, op decisions in the supernet): equal when
     only the sampled op of each edge runs."""
     torch.manual_seed(0)
-    net, mutator, _ = build_gradnas("gdas", space, memory_efficient=False)
+    net, _mutator, _ = build_gradnas("gdas", space, memory_efficient=False)
     ran = [0]
 
     def count(*_):
@@ -793,11 +794,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     lowest_base = min(r["base_rss_mib"] for r in everything)
     if args.in_process:
         print(
-            "--in-process: every configuration ran in this process, so the memory columns are not per configuration."
+            "--in-process: every configuration ran in this process, "
+            "so the memory columns are not per configuration."
         )
     elif inherited >= lowest_base:
         print(
-            f"WARNING: a worker inherited a peak RSS of {inherited:.0f} MiB from this driver, above a baseline of "
+            f"WARNING: a worker inherited a peak RSS of {inherited:.0f} "
+            "MiB from this driver, above a baseline of "
             f"{lowest_base:.0f} MiB: the peak RSS columns are unreliable."
         )
 

@@ -310,10 +310,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             paths = plot_genotype(genotype, out, renderer=args.renderer)
         else:
             paths = plot_run(Path(args.run_dir), renderer=args.renderer)
-    except (
-        ValueError,
-        RuntimeError,
-    ) as err:  # unreadable run files, a failing dot: one line, no traceback
+    # unreadable run files, a failing dot: one line, no traceback
+    except (ValueError, RuntimeError) as err:
         if isinstance(err, GenotypeError):
             raise
         raise ConfigError(str(err)) from None
@@ -369,7 +367,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise ConfigError(str(err)) from None
     print(f"genotype      {genotype}")
     print(
-        f"network       {info['network']}: C={info['C']}, {info['layers']} cells, {info['num_classes']} classes, "
+        f"network       {info['network']}: C={info['C']}, "
+        f"{info['layers']} cells, {info['num_classes']} classes, "
         f"{info['in_channels']}x{info['image_size']}x{info['image_size']} input"
     )
     print(

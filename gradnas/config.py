@@ -118,7 +118,8 @@ class SnasOptions:
 
 @dataclass
 class DrnasOptions:
-    regularizer: str = "l2"  # l2: the arch optimizer's weight decay (DrNAS default); kl: + kl_weight * KL(Dir || Dir(1))
+    # l2: the arch optimizer's weight decay (DrNAS default); kl: + kl_weight * KL(Dir || Dir(1))
+    regularizer: str = "l2"
     kl_weight: float = 1e-3
     # DrNAS' progressive schedule (DARTS space; xiangning-chen/DrNAS, DARTS-space/train_search.py):
     # the supernet has the 7 DARTS ops without `none` and partial channels; the search runs in
@@ -277,7 +278,7 @@ class SearchConfig:
             "need 0 < tau_min <= tau_max",
         )
         _check(
-            0 < self.snas.tau_end and 0 < self.snas.tau_start,
+            self.snas.tau_end > 0 and self.snas.tau_start > 0,
             "snas.tau_start",
             "temperatures must be > 0",
         )
@@ -319,7 +320,8 @@ class SearchConfig:
         return self
 
 
-# The ops of DrNAS' progressive search: DARTS' without `none` (the release's genotypes.py comments it out).
+# The ops of DrNAS' progressive search: DARTS' without `none` (the release's genotypes.py comments
+# it out).
 PROGRESSIVE_NUM_OPS = 7
 
 
@@ -331,7 +333,7 @@ def stage_epochs(fractions: list[float], epochs: int) -> list[int]:
         total += fraction
         ends.append(round(total * epochs))
     ends[-1] = epochs
-    return [end - start for start, end in zip([0] + ends[:-1], ends)]
+    return [end - start for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def stage_warmup_epochs(warmup_fraction: float, epochs: int) -> int:
@@ -399,7 +401,8 @@ def _validate_drnas_progressive(cfg: SearchConfig) -> None:
     _check(
         min(lengths) >= 1,
         "drnas.stage_fractions",
-        f"gives a stage no epoch of the {cfg.epochs} (stage epochs {lengths}); search longer or use fewer stages",
+        f"gives a stage no epoch of the {cfg.epochs} (stage "
+        f"epochs {lengths}); search longer or use fewer stages",
     )
 
 
@@ -605,7 +608,7 @@ def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
     # 2001-13-01, "!!int abc", an int past Python's digit limit), AttributeError
     # ("!!timestamp abc"), IndexError ("!!int" alone), RecursionError (deep
     # nesting)... The safe loader runs no code of ours, so any error means bad text.
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
     return config_from_dict(data or {}, cls)
 

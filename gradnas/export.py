@@ -142,7 +142,9 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
 
 
 def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike) -> None:
-    """Write the eval-mode forward of ``model`` to ``path`` with ``torch.export`` (load with :func:`load_pt2`)."""
+    """Write the eval-mode forward of ``model`` to ``path`` with ``torch.export`` (load with
+    :func:`load_pt2`).
+    """
     path = _target(path)
     example, dynamic_shapes = _traceable(example_input)
     with _atomic_path(path) as tmp:
@@ -160,7 +162,7 @@ def load_pt2(path: str | os.PathLike) -> torch.export.ExportedProgram:
         raise ExportError(f"exported program {str(path)!r} does not exist")
     try:
         return torch.export.load(path)
-    except Exception as err:  # truncated zip, foreign file, other torch version: one message
+    except Exception as err:  # noqa: BLE001 -- truncated zip, foreign file, other torch version
         raise ExportError(f"{str(path)!r} is not a readable torch.export program ({err})") from None
 
 
@@ -177,7 +179,7 @@ def max_abs_difference_onnx(path: str | os.PathLike, model: nn.Module, x: torch.
         raise ExportError(f"ONNX file {str(path)!r} does not exist")
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 -- onnxruntime raises its own exception types
         raise ExportError(f"{str(path)!r} is not a readable ONNX model ({err})") from None
     (onnx_input,) = session.get_inputs()
     (got,) = session.run(None, {onnx_input.name: x.detach().cpu().numpy()})

@@ -61,7 +61,7 @@ def write_cifar10(folder: Path, skip: tuple[str, ...] = ()) -> Path:
 def write_cifar100(folder: Path) -> Path:
     """train.bin (records 0..2) and test.bin (records 3..5); coarse label r % 20, fine label 99 - r."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, records in (("train.bin", range(0, 3)), ("test.bin", range(3, 6))):
+    for name, records in (("train.bin", range(3)), ("test.bin", range(3, 6))):
         (folder / name).write_bytes(b"".join(record_bytes([r % 20, 99 - r], r) for r in records))
     return folder
 
@@ -92,7 +92,8 @@ def test_cifar10_items_are_normalised_with_darts_statistics(tmp_path):
     data = load_cifar("cifar10", write_cifar10(tmp_path), train=True, augment=False)
     image, label = data[1]
     assert image.dtype == torch.float32 and image.shape == (3, 32, 32)
-    # DARTS cnn/utils.py: ToTensor (/255) then Normalize(CIFAR_MEAN, CIFAR_STD), green = 0.48215827 / 0.24348505.
+    # DARTS cnn/utils.py: ToTensor (/255) then Normalize(CIFAR_MEAN, CIFAR_STD), green = 0.48215827
+    # / 0.24348505.
     expected = (pixel(1, 1, 2, 5) / 255.0 - 0.48215827) / 0.24348505
     assert image[1, 2, 5].item() == pytest.approx(expected, abs=1e-6)
     assert int(label) == cifar10_label(1)
@@ -180,10 +181,10 @@ def test_random_crop_keeps_the_shape_and_is_a_window_of_the_zero_padded_image():
         out = random_crop(img, padding=4, generator=torch.Generator().manual_seed(seed))
         assert out.shape == (3, 32, 32)
         windows = [
-            (t, l)
-            for t in range(9)
-            for l in range(9)
-            if torch.equal(out, padded[:, t : t + 32, l : l + 32])
+            (top, left)
+            for top in range(9)
+            for left in range(9)
+            if torch.equal(out, padded[:, top : top + 32, left : left + 32])
         ]
         assert len(windows) == 1
 

@@ -194,7 +194,8 @@ def test_drnas_progressive_defaults_are_the_published_schedule():
     cfg = config_from_dict(
         {"algorithm": "drnas", "epochs": 50, "network": {"C": 36}, "drnas": {"progressive": True}}
     )
-    # xiangning-chen/DrNAS, DARTS-space/train_search.py: train_epochs [25, 25], `if epoch >= 10`, ks, num_keeps.
+    # xiangning-chen/DrNAS, DARTS-space/train_search.py: train_epochs [25, 25], `if epoch >= 10`,
+    # ks, num_keeps.
     assert stage_epochs(cfg.drnas.stage_fractions, cfg.epochs) == [25, 25]
     assert stage_warmup_epochs(cfg.drnas.warmup_fraction, 25) == 10
     assert (cfg.drnas.partial_channels, cfg.drnas.num_ops) == ([6, 4], [7, 4])

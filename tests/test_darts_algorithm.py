@@ -194,7 +194,8 @@ def test_first_order_matches_plain_darts_reference_at_full_size(float64):
     for _ in range(3):
         train, val = batch(gen, 2, 3, 32), batch(gen, 2, 3, 32)
         darts.step(train, val)
-        # reference: architecture step on the validation batch, then weight step on the training batch
+        # reference: architecture step on the validation batch, then weight step on the training
+        # batch
         ref.train()
         ref_a_opt.zero_grad()
         F.cross_entropy(ref(val[0]), val[1]).backward()
@@ -357,7 +358,7 @@ def test_finite_difference_passes_with_frozen_weights_give_the_same_hessian_term
     """The finite-difference passes take the weights out of autograd (a fast path);
     their alpha gradients equal those of passes with the weights in it, bit for bit,
     and the weights require gradients again afterwards."""
-    net, mutator, darts, train, val = small_setup(unrolled=True)
+    _net, _mutator, darts, train, _val = small_setup(unrolled=True)
     gen = torch.Generator().manual_seed(5)
     xi_v = [0.025 * torch.randn(w.shape, generator=gen) for w in darts.weights]
     w0 = [w.detach().clone() for w in darts.weights]

@@ -57,7 +57,8 @@ VARIABLE = Genotype(
 
 
 def test_darts_v2_cifar_has_published_parameter_count():
-    # DARTS (Liu et al., ICLR 2019) train.py log of DARTS_V2, C=36, 20 layers: "param size = 3.349342MB".
+    # DARTS (Liu et al., ICLR 2019) train.py log of DARTS_V2, C=36, 20 layers: "param size =
+    # 3.349342MB".
     assert (
         num_params(NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=False))
         == 3_349_342
@@ -73,7 +74,8 @@ def test_darts_v2_cifar_with_auxiliary_head_has_published_parameter_count():
 
 
 def test_darts_v2_imagenet_has_published_parameter_count():
-    # DARTS' ImageNet network of DARTS_V2 (C=48, 14 layers, 1000 classes, no auxiliary head): 4.718752M.
+    # DARTS' ImageNet network of DARTS_V2 (C=48, 14 layers, 1000 classes, no auxiliary head):
+    # 4.718752M.
     assert (
         num_params(NetworkImageNet(DARTS_V2, C=48, num_classes=1000, layers=14, auxiliary=False))
         == 4_718_752
@@ -123,7 +125,8 @@ def cell_output_sizes(net: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
 def test_digits_inputs_are_reduced_at_one_and_two_thirds_of_the_depth():
     net = NetworkCIFAR(DARTS_V2, C=4, num_classes=10, layers=6, in_channels=1).eval()
     sizes = cell_output_sizes(net, torch.randn(2, 1, 8, 8))
-    # Reductions at cells 6 // 3 = 2 and 2 * 6 // 3 = 4 halve 8x8 and double C; 4 nodes concatenated.
+    # Reductions at cells 6 // 3 = 2 and 2 * 6 // 3 = 4 halve 8x8 and double C; 4 nodes
+    # concatenated.
     assert sizes == [(16, 8, 8), (16, 8, 8), (32, 4, 4), (32, 4, 4), (64, 2, 2), (64, 2, 2)]
 
 
@@ -254,7 +257,8 @@ def test_identity_ops_get_no_drop_path():
     normal = net.cells[0]
     skip = normal.nodes[1].choices[edge_choice_name(0, "skip_connect", 1)]
     assert type(skip) is nn.Identity
-    # In a reduction cell skip_connect from a cell input is a strided FactorizedReduce, which gets drop-path.
+    # In a reduction cell skip_connect from a cell input is a strided FactorizedReduce, which gets
+    # drop-path.
     reduce = net.cells[1]
     strided = reduce.nodes[0].choices[edge_choice_name(1, "skip_connect", 1)]
     assert isinstance(strided[-1], DropPath)

@@ -21,7 +21,6 @@ from gradnas.mutables import DifferentiableOP
 from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
 
-
 pytestmark = pytest.mark.usefixtures("float64")  # conftest: every test here in float64
 
 
@@ -190,12 +189,12 @@ def groups_with_their_own_settings(net):
 
 
 OPTIMIZERS = {
-    "momentum_with_buffer": dict(momentum=0.9, weight_decay=3e-3, with_buffer=True),
-    "momentum_before_first_step": dict(momentum=0.9, weight_decay=3e-3, with_buffer=False),
-    "no_momentum_no_weight_decay": dict(momentum=0.0, weight_decay=0.0, with_buffer=True),
-    "per_group_lr_momentum_wd": dict(param_groups=groups_with_their_own_settings),
+    "momentum_with_buffer": {"momentum": 0.9, "weight_decay": 3e-3, "with_buffer": True},
+    "momentum_before_first_step": {"momentum": 0.9, "weight_decay": 3e-3, "with_buffer": False},
+    "no_momentum_no_weight_decay": {"momentum": 0.0, "weight_decay": 0.0, "with_buffer": True},
+    "per_group_lr_momentum_wd": {"param_groups": groups_with_their_own_settings},
     # DARTS clips only the real weight step; clipping the virtual one would change w'.
-    "tiny_grad_clip": dict(grad_clip=1e-3),
+    "tiny_grad_clip": {"grad_clip": 1e-3},
 }
 
 
@@ -209,7 +208,7 @@ def test_finite_difference_gradient_is_within_1_percent_of_the_exact_hypergradie
 
 
 def test_finite_difference_hessian_term_is_within_5_percent_of_the_exact_mixed_hvp():
-    exact, got, (ref_net, ref_mutator, settings, train, val) = reference_and_darts()
+    _exact, got, (ref_net, ref_mutator, settings, train, val) = reference_and_darts()
     first_order = reference_gradient(
         ref_net, ref_mutator, settings, train, val, through_alpha=False
     )
@@ -352,7 +351,7 @@ def make_darts(weight_optimizer_kwargs, **darts_kwargs):
 
 @pytest.mark.parametrize(
     "option",
-    [dict(nesterov=True), dict(dampening=0.1), dict(maximize=True)],
+    [{"nesterov": True}, {"dampening": 0.1}, {"maximize": True}],
     ids=["nesterov", "dampening", "maximize"],
 )
 def test_unrolled_refuses_sgd_options_the_virtual_step_does_not_model(option):
@@ -364,4 +363,4 @@ def test_unrolled_refuses_sgd_options_the_virtual_step_does_not_model(option):
 
 def test_unknown_hessian_is_refused_by_name():
     with pytest.raises(ValueError, match="hessian must be one of .*'fd'"):
-        make_darts(dict(lr=0.1), unrolled=True, hessian="fd")
+        make_darts({"lr": 0.1}, unrolled=True, hessian="fd")

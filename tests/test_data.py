@@ -255,7 +255,7 @@ def test_epoch_order_is_a_function_of_seed_and_epoch_only():
     assert a.order(4) == b.order(4) and a.order(4) != a.order(5)
     assert sorted(a.order(4)) == list(range(20))
     first = list(a)  # epoch 0, advances to epoch 1
-    assert a.epoch == 1 and sum(first, []) == a.order(0)
+    assert a.epoch == 1 and [i for batch in first for i in batch] == a.order(0)
 
 
 def test_sampler_resumes_mid_epoch_at_the_right_batch():

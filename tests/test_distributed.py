@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from gradnas.engine.files import load_checkpoint
+from gradnas.engine.files import RunDirError, load_checkpoint
 from gradnas.parallel import SINGLE_PROCESS
 
 pytestmark = pytest.mark.skipif(
@@ -70,7 +70,8 @@ def two_ranks(tmp_path_factory):
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_ranks_hold_bit_identical_weights_alphas_and_buffers(two_ranks, algorithm):
     r0, r1 = saved(two_ranks, algorithm, 0), saved(two_ranks, algorithm, 1)
-    # The ranks read different samples, so identical results come from the averaging, not from the data.
+    # The ranks read different samples, so identical results come from the averaging, not from the
+    # data.
     assert not torch.equal(r0["first_labels"], r1["first_labels"])
     for part in ("weights", "alphas", "buffers"):
         assert r0[part].keys() == r1[part].keys()
@@ -134,7 +135,7 @@ def processes_of(run_dir: Path) -> list[int]:
 def progress_of(run_dir: Path, name: str = "checkpoint.pt"):
     try:
         p = load_checkpoint(run_dir / name)["progress"]
-    except Exception:  # not written yet, or between the two renames
+    except (RunDirError, KeyError):  # not written yet, or between the two renames
         return None
     return p["epoch"], p["step"]
 

@@ -190,7 +190,8 @@ def test_one_step_runs_on_a_darts_space_supernet():
     )
     mutator = DartsMutator()
     mutator.prepare_from_supernet(net)
-    # DrNAS release: SGD lr 0.1 momentum 0.9 wd 3e-4; Adam lr 6e-4 betas (0.5, 0.999) wd 1e-3 ('l2').
+    # DrNAS release: SGD lr 0.1 momentum 0.9 wd 3e-4; Adam lr 6e-4 betas (0.5, 0.999) wd 1e-3
+    # ('l2').
     algo = DrNas(
         net,
         mutator,

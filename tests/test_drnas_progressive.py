@@ -121,7 +121,7 @@ def test_adam_state_of_the_kept_alphas_is_carried_over():
     run_epochs(algo, range(2))
     old_opt = algo.arch_optimizer
     old = {
-        sid: (a, [n for n in mutator.search_spaces[sid][0].full_choice_names])
+        sid: (a, list(mutator.search_spaces[sid][0].full_choice_names))
         for sid, a in mutator.arch_params.items()
     }
     algo.on_epoch_start(2, 4)
@@ -198,7 +198,8 @@ def test_widening_sends_the_stage_share_of_each_edge_through_the_ops():
     algo.on_epoch_start(2, 4)
     pcs = [m for m in net.modules() if isinstance(m, PartialChannelOp)]
     assert pcs and all(pc.k == 2 for pc in pcs) and net.partial_channels == 2
-    # 3 cells: normal with C = 4, then reductions to C = 8 and 16; K = 2 gives the ops C // 2 channels.
+    # 3 cells: normal with C = 4, then reductions to C = 8 and 16; K = 2 gives the ops C // 2
+    # channels.
     for cell, channels in zip(net.cells, (2, 4, 8), strict=True):
         for module in cell.modules():
             if (
@@ -475,7 +476,7 @@ def test_shipped_config_is_the_published_schedule():
     assert all(len(m.choices) == 7 for m in supernet.modules() if isinstance(m, DirichletOP))
 
 
-# -- pruning a decision by hand ---------------------------------------------------------------------
+# -- pruning a decision by hand ------------------------------------------------------------
 
 
 def test_pruning_names_unknown_choices_and_decisions():

@@ -115,7 +115,8 @@ class Plain:
         if self.gdas_noise is None:
             weights = F.softmax(alpha, dim=-1)
             return sum(w * self.op(n, op, x, stride) for w, n, op in zip(weights, names, ops))
-        # GDAS (Dong & Yang 2019): straight-through one-hot h of softmax((alpha + g) / tau), y = h_k * o_k(x)
+        # GDAS (Dong & Yang 2019): straight-through one-hot h of softmax((alpha + g) / tau), y = h_k
+        # * o_k(x)
         soft = F.softmax((alpha + self.gdas_noise[mixed.space_id]) / self.tau, dim=-1)
         k = int(soft.argmax())
         h = F.one_hot(torch.tensor(k), len(names)).to(soft.dtype) - soft.detach() + soft
@@ -277,7 +278,7 @@ def test_batchnorm_running_statistics_equal_the_plain_ones_after_training_steps(
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     for step in range(3):
         x, y = data(seed=10 + step)
-        out, grads = loss_and_grads(net, net, mutator, x, y)
+        _out, grads = loss_and_grads(net, net, mutator, x, y)
         with torch.no_grad():
             plain(x)  # the same weights as the forward above
         for p, g in zip(net.parameters(), grads):
@@ -341,7 +342,8 @@ def test_each_pool_runs_once_per_state_it_reads():
 
 
 def test_every_mixed_op_gets_a_dense_channels_last_gradient():
-    # CPU BatchNorm backward is several times slower on the strided gradient slices torch.cat hands back
+    # CPU BatchNorm backward is several times slower on the strided gradient slices torch.cat hands
+    # back
     net, _ = supernet()
     layouts = []
 
@@ -360,7 +362,7 @@ def test_every_mixed_op_gets_a_dense_channels_last_gradient():
 
 
 def test_gdas_runs_one_op_per_edge():
-    net, mutator = supernet(op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True))
+    net, _mutator = supernet(op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True))
     mixed = [m for m in net.modules() if isinstance(m, GumbelOP)]
     calls = count_calls([op for m in mixed for op in m.choices.values()])
     net(data()[0])
@@ -406,7 +408,7 @@ def test_dilated_conv_equals_the_dilated_convolution(float64, size, stride, kern
     torch.manual_seed(0)
     op = DilConv(3, 3, kernel, stride, 2 * (kernel // 2), 2, affine=False)
     x = torch.randn(2, 3, size, size, requires_grad=True)
-    relu, dw, pw, bn = op
+    _relu, dw, pw, _bn = op
     plain = F.batch_norm(
         pw(F.conv2d(F.relu(x), dw.weight, None, stride, 2 * (kernel // 2), 2, 3)),
         None,
@@ -471,7 +473,7 @@ def test_pools_with_different_settings_do_not_share_work():
     ops = [PoolBN(pool, 3) for pool in pools]
     with sharing_input_work():
         outs = [op(x) for op in ops]
-    for op, pool, out in zip(ops, pools, outs):
+    for _op, pool, out in zip(ops, pools, outs):
         assert torch.allclose(out, F.batch_norm(pool(x), None, None, training=True), atol=1e-6)
 
 

@@ -25,7 +25,8 @@ TAU_MAX, TAU_MIN = (
 
 
 def optimizers(net, mutator, weight_lr=0.025, arch_lr=3e-4):
-    # GDAS' settings, as DARTS: SGD lr 0.025 momentum 0.9 wd 3e-4; Adam lr 3e-4 betas (0.5, 0.999) wd 1e-3.
+    # GDAS' settings, as DARTS: SGD lr 0.025 momentum 0.9 wd 3e-4; Adam lr 3e-4 betas (0.5, 0.999)
+    # wd 1e-3.
     return (
         torch.optim.SGD(net.parameters(), lr=weight_lr, momentum=0.9, weight_decay=3e-4),
         torch.optim.Adam(

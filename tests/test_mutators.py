@@ -174,7 +174,8 @@ def test_supernet_without_mutables_raises():
         DiffMutator().prepare_from_supernet(nn.Sequential(nn.Linear(3, 3)))
 
 
-# ---------------------------------------------------------------- DiffMutator: forward and gradients
+# ---------------------------------------------------------------- DiffMutator: forward and
+# gradients
 
 
 def test_plain_forward_uses_the_bound_alphas(bound, x):

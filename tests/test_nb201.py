@@ -16,7 +16,8 @@ from gradnas.spaces.nb201.cell import EDGES, NB201Cell, edge_space_id
 from gradnas.spaces.nb201.networks import NB201Network, NB201SearchNetwork, ResidualReduction
 from gradnas.spaces.nb201.ops import NB201_PRIMITIVES, ReLUConvBN, build_op
 
-# The example of the brief / the benchmark's notation: node 1 <- 0; node 2 <- 0, 1; node 3 <- 0, 1, 2.
+# The example of the brief / the benchmark's notation: node 1 <- 0; node 2 <- 0, 1; node 3 <- 0, 1,
+# 2.
 EXAMPLE = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"
 EXAMPLE_OPS = (
     "nor_conv_3x3",
@@ -78,7 +79,8 @@ def test_primitives_are_the_benchmarks_five_ops_in_its_order():
 
 
 def test_avg_pool_does_not_count_padding():
-    # count_include_pad=False: a constant map stays constant at the borders too (with padding counted a
+    # count_include_pad=False: a constant map stays constant at the borders too (with padding
+    # counted a
     # corner would be 4/9 of it).
     op = build_op("avg_pool_3x3", 2, affine=False)
     out = op(torch.ones(1, 2, 5, 5))
@@ -121,7 +123,8 @@ def test_build_op_names_an_unknown_op():
 
 
 def test_search_ops_are_affine_free_and_track_stats():
-    # NAS201SearchCell defaults (affine=False, track_running_stats=True), as the documented search commands use.
+    # NAS201SearchCell defaults (affine=False, track_running_stats=True), as the documented search
+    # commands use.
     net = NB201SearchNetwork(C=4, N=1)
     bns = [
         m
@@ -279,7 +282,8 @@ def test_to_arch_rejects_an_edge_with_two_ops():
         EXAMPLE,
         all_edges("none"),
         all_edges("nor_conv_3x3"),
-        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",  # the benchmark's ResNet
+        # the benchmark's ResNet
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|",
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|none~2|",
     ],
 )
@@ -380,7 +384,7 @@ def test_arch_needs_six_known_ops():
     with pytest.raises(ValueError, match="needs 6 ops"):
         NB201Arch(EXAMPLE_OPS[:5])
     with pytest.raises(ValueError, match="edge 1->3: unknown op 'conv'"):
-        NB201Arch(EXAMPLE_OPS[:4] + ("conv", "none"))
+        NB201Arch((*EXAMPLE_OPS[:4], "conv", "none"))
 
 
 def test_from_dict_names_unknown_and_missing_keys():
@@ -449,7 +453,8 @@ def test_none_edges_add_zeros():
 @pytest.mark.parametrize(
     "op,num_classes,published",
     [
-        # NAS-Bench-201's benchmark data (NAS-Bench-201-v1_1-096897, field `params`, in millions, C=16, N=5):
+        # NAS-Bench-201's benchmark data (NAS-Bench-201-v1_1-096897, field `params`, in millions,
+        # C=16, N=5):
         # the largest network is all nor_conv_3x3, the smallest has weight-free cells.
         ("nor_conv_3x3", 10, 1.531546),  # cifar10(-valid)
         ("nor_conv_3x3", 100, 1.537396),  # cifar100

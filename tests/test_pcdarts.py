@@ -222,7 +222,8 @@ def test_derivation_multiplies_op_weights_by_the_edge_softmax():
     # normal node1: in0 sep3 0.6*0.1=0.06, in1 skip 0.5*0.45=0.225, in2 max3 (none ignored)
     #   0.15*0.45=0.0675 -> in1, in2 (without the edge weights it would be in0, in1).
     # reduce node0: in0 max3 0.6*0.2=0.12, in1 skip (first of the ties) 0.3*0.8=0.24 -> in1, in0.
-    # reduce node1: in0 skip 0.3*0.6=0.18, in1 skip 0.25*0.3=0.075, in2 skip 0.8*0.1=0.08 -> in0, in2.
+    # reduce node1: in0 skip 0.3*0.6=0.18, in1 skip 0.25*0.3=0.075, in2 skip 0.8*0.1=0.08 -> in0,
+    # in2.
     expected = Genotype(
         normal=[
             [("sep_conv_3x3", 0), ("skip_connect", 1)],
@@ -295,7 +296,7 @@ def test_alphas_stay_frozen_during_warmup_while_weights_train():
 
 
 def test_alphas_change_after_warmup():
-    net, mutator, algo = tiny_setup(warmup_epochs=1)
+    _net, mutator, algo = tiny_setup(warmup_epochs=1)
     algo.on_epoch_start(1, 2)
     alphas = snapshot(mutator.arch_parameters())
     metrics = algo.step(batch(0), batch(1))

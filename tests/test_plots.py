@@ -114,7 +114,8 @@ RUN_OUTPUTS = {
 } | {"cell_normal.dot", "cell_reduce.dot"}
 
 
-# --- plot_run ---------------------------------------------------------------------------------------------------
+# --- plot_run
+# -------------------------------------------------------------------------------------------------
 
 
 def test_plot_run_writes_every_plot_of_a_full_run_folder(plotted_run):
@@ -192,7 +193,8 @@ def test_plot_genotype_draws_both_cells_of_darts_v2(tmp_path):
     assert all(png_size(p)[0] > 400 for p in paths if p.suffix == ".png")
 
 
-# --- alphas -----------------------------------------------------------------------------------------------------
+# --- alphas
+# -------------------------------------------------------------------------------------------------
 
 
 def panels(fig):
@@ -291,12 +293,14 @@ def test_plot_alphas_rejects_a_genotype_with_edges_outside_the_alphas(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-# --- cells: DOT source ------------------------------------------------------------------------------------------
+# --- cells: DOT source
+# ------------------------------------------------------------------------------------------
 
 EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)" \[(.*)\];$')
 NODE = re.compile(r'^\s*"([^"]+)" \[label=')
 
-# DARTS_V2 as published (Liu et al., ICLR 2019; quark0/darts genotypes.py), one (source, node, op) per edge.
+# DARTS_V2 as published (Liu et al., ICLR 2019; quark0/darts genotypes.py), one (source, node, op)
+# per edge.
 DARTS_V2_NORMAL_EDGES = [
     ("c_{k-2}", "0", "sep_conv_3x3"),
     ("c_{k-1}", "0", "sep_conv_3x3"),
@@ -389,7 +393,8 @@ def test_dot_source_rejects_an_empty_concat():
         cell_dot_source(bad, "normal")
 
 
-# --- cells: rendering -------------------------------------------------------------------------------------------
+# --- cells: rendering
+# -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz' dot is not installed")
@@ -460,7 +465,8 @@ def test_matplotlib_cell_boxes_every_state():
     assert {"$c_{k-2}$", "$c_{k-1}$", "0", "1", "2", "3", "$c_{k}$"} <= texts
 
 
-# --- curves -----------------------------------------------------------------------------------------------------
+# --- curves
+# -------------------------------------------------------------------------------------------------
 
 
 def test_curves_have_loss_and_accuracy_panels_with_labelled_axes():
@@ -476,7 +482,7 @@ def test_curves_have_loss_and_accuracy_panels_with_labelled_axes():
 
 
 def test_curves_plot_the_logged_values():
-    loss_ax, acc_ax = curves_figure(metric_columns(METRICS)).axes
+    _loss_ax, acc_ax = curves_figure(metric_columns(METRICS)).axes
     val_acc = next(line for line in acc_ax.lines if line.get_label() == "validation")
     assert list(val_acc.get_xdata()) == [1.0, 2.0] and list(val_acc.get_ydata()) == [0.28, 0.40]
 
@@ -517,7 +523,8 @@ def test_plot_curves_rejects_no_rows(tmp_path):
         plot_curves([], tmp_path / "curves")
 
 
-# --- collapse warning -------------------------------------------------------------------------------------------
+# --- collapse warning
+# -------------------------------------------------------------------------------------------
 
 
 def with_normal(nodes) -> Genotype:
@@ -550,7 +557,8 @@ def test_no_collapse_warning_for_two_parameter_free_ops():
 
 
 def test_collapse_warning_counts_only_the_normal_cell():
-    # DARTS_V2's reduce cell: five max-pools and three skips, all parameter-free; it fires only as a normal cell.
+    # DARTS_V2's reduce cell: five max-pools and three skips, all parameter-free; it fires only as a
+    # normal cell.
     assert (
         collapse_warning(with_normal(DARTS_V2.reduce)).count("8 parameter-free ops of 8 edges") == 1
     )
@@ -561,7 +569,8 @@ def test_collapse_warning_rejects_what_is_not_a_genotype():
         collapse_warning(str(DARTS_V2))
 
 
-# --- imports ----------------------------------------------------------------------------------------------------
+# --- imports
+# -------------------------------------------------------------------------------------------------
 
 
 def test_importing_the_plots_package_does_not_import_matplotlib():

@@ -63,7 +63,9 @@ def test_sampled_input_pairs_are_uniform(samples):
 
 
 def test_sample_genotype_is_reproducible_for_a_seed():
-    draw = lambda seed: [sample_genotype(random.Random(seed)) for _ in range(3)]
+    def draw(seed):
+        return [sample_genotype(random.Random(seed)) for _ in range(3)]
+
     assert draw(1) == draw(1)
     assert draw(1) != draw(2)
 

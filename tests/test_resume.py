@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from gradnas.cli import main
-from gradnas.engine.files import load_checkpoint
+from gradnas.engine.files import RunDirError, load_checkpoint
 
 # 719 training samples / batch 256 -> 3 steps per epoch; a checkpoint after every step.
 TINY = {
@@ -58,7 +58,7 @@ def uninterrupted(tmp_path_factory):
 def progress_of(run_dir):
     try:
         p = load_checkpoint(run_dir / "checkpoint.pt")["progress"]
-    except Exception:  # not written yet, or between the two renames
+    except (RunDirError, KeyError):  # not written yet, or between the two renames
         return None
     return p["epoch"], p["step"]
 

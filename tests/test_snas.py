@@ -123,7 +123,7 @@ COSTS = {"a": 1.0, "b": 5.0, "c": 20.0}
 
 
 def test_expected_cost_is_the_softmax_weighted_cost(float64):
-    _, mutator, algo = toy(torch.tensor(NOISE), resource_penalty=0.5, resource_costs=COSTS)
+    _, _mutator, algo = toy(torch.tensor(NOISE), resource_penalty=0.5, resource_costs=COSTS)
     p = torch.softmax(torch.tensor([0.3, -0.2, 0.5]), 0)
     assert algo.expected_cost().item() == pytest.approx(
         float(p @ torch.tensor([1.0, 5.0, 20.0])), abs=1e-12

@@ -335,7 +335,7 @@ def test_spos_step_changes_only_the_weights_on_the_sampled_path(momentum, weight
     params = {id(p): p for p in net.parameters()}
     assert off and all(params[i].grad is None and torch.equal(params[i], before[i]) for i in off)
     assert on and any(not torch.equal(params[i], before[i]) for i in on)
-    shared = [p for p in net.classifier.parameters()] + list(net.stem.parameters())
+    shared = list(net.classifier.parameters()) + list(net.stem.parameters())
     assert all(not torch.equal(p, before[id(p)]) for p in shared)
 
 
@@ -462,7 +462,8 @@ def test_path_accuracy_with_bn_recalibration_equals_an_independent_computation()
         (images(10 + i, 6, shift=1.5), torch.zeros(6, dtype=torch.long)) for i in range(3)
     ]
     x_val = images(20, 12)
-    # Independently: a copy with the path set, statistics reset to a cumulative average of 3 batches, then eval.
+    # Independently: a copy with the path set, statistics reset to a cumulative average of 3
+    # batches, then eval.
     ref_net, ref_mutator = copy.deepcopy((net, mutator))
     ref_mutator.set_subnet(subnet_from_genotype(genotype))
     for m in ref_net.modules():

@@ -6,4 +6,4 @@ from .gdas import Gdas
 from .pcdarts import PCDarts
 from .snas import Snas
 
-__all__ = ["Darts", "Gdas", "PCDarts", "Snas", "DrNas"]
+__all__ = ["Darts", "DrNas", "Gdas", "PCDarts", "Snas"]

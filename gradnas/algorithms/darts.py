@@ -224,8 +224,9 @@ class Darts:
     def _finite_difference_mixed_hvp(
         self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor], w0: list[torch.Tensor]
     ) -> list[torch.Tensor]:
-        """DARTS eq. 8 along ``u = xi * v``: ``(grad_alpha L(w0 + eps u) - grad_alpha L(w0 - eps u)) / (2 eps)``
-        with ``eps = 0.01 / ||u||``. With one ``xi`` for every weight the weights
+        """DARTS eq. 8 along ``u = xi * v``:
+        ``(grad_alpha L(w0 + eps u) - grad_alpha L(w0 - eps u)) / (2 eps)`` with
+        ``eps = 0.01 / ||u||``. With one ``xi`` for every weight the weights
         move by ``0.01 * v / ||v||``, exactly DARTS' perturbation, and the
         quotient equals DARTS' ``xi * (g+ - g-) / (2 * 0.01 / ||v||)``; per-group
         learning rates are handled by the same formula."""
@@ -313,6 +314,7 @@ def check_plain_sgd(optimizer: torch.optim.Optimizer) -> None:
         if group.get("nesterov") or group.get("dampening", 0) or group.get("maximize"):
             raise ValueError(
                 f"unrolled DARTS models the weight step as plain momentum SGD, but param group {i} of the "
-                f"weight optimizer sets nesterov={group.get('nesterov')}, dampening={group.get('dampening')}, "
+                f"weight optimizer sets nesterov={group.get('nesterov')}, "
+                f"dampening={group.get('dampening')}, "
                 f"maximize={group.get('maximize')}"
             )

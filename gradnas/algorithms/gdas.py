@@ -54,7 +54,8 @@ class Gdas(Darts):
 
     Args:
         supernet: a supernet whose mutables that sample are hard Gumbel ones,
-            e.g. ``DartsSearchNetwork(op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True))``.
+            e.g. ``DartsSearchNetwork(op_mutable=functools.partial(GumbelOP, tau=10.0,
+            hard=True))``.
         mutator: owns the alphas bound to ``supernet``.
         weight_optimizer: over exactly the weights (GDAS: SGD lr 0.025,
             momentum 0.9, weight decay 3e-4, as DARTS).
@@ -102,7 +103,8 @@ class Gdas(Darts):
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < num_epochs:
             raise ValueError(f"epoch must be an int in 0..{num_epochs - 1}, got {epoch!r}")
         progress = epoch / max(num_epochs - 1, 1)
-        # tau_max - (tau_max - tau_min) * progress, written so that both ends are exact in floating point
+        # tau_max - (tau_max - tau_min) * progress, written so that both ends are exact in floating
+        # point
         self.set_tau((1.0 - progress) * self.tau_max + progress * self.tau_min)
 
     def state_dict(self) -> dict:

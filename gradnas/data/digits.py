@@ -56,8 +56,8 @@ def _split_indices(
     _check_fraction("val_fraction", val_fraction)
     _check_fraction("test_fraction", test_fraction)
     order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(test_fraction * n))
-    n_val = int(round(val_fraction * (n - n_test)))
+    n_test = round(test_fraction * n)
+    n_val = round(val_fraction * (n - n_test))
     n_train = n - n_test - n_val
     if min(n_train, n_val, n_test) < 1:
         raise ValueError(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,7 +197,7 @@ def split_dataset(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset,
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
     n = len(dataset)  # type: ignore[arg-type]
-    n_second = int(round(fraction * n))
+    n_second = round(fraction * n)
     n_first = n - n_second
     if n_first < 1 or n_second < 1:
         raise ValueError(

@@ -62,7 +62,9 @@ def _gdas(cfg, supernet, mutator, weight_opt, arch_opt):
 
 
 def pcdarts_warmup_epochs(cfg: SearchConfig) -> int:
-    """PC-DARTS freezes the alphas for 15 of 50 epochs; scaled to the run, leaving at least one epoch to search."""
+    """PC-DARTS freezes the alphas for 15 of 50 epochs; scaled to the run, leaving at least one
+    epoch to search.
+    """
     return min(round(cfg.pcdarts.warmup_fraction * cfg.epochs), cfg.epochs - 1)
 
 
@@ -103,12 +105,15 @@ def _drnas(cfg, supernet, mutator, weight_opt, arch_opt):
     )
 
 
-# DrNAS' progressive search drops `none` (xiangning-chen/DrNAS, genotypes.py: PRIMITIVES with 'none' commented out).
+# DrNAS' progressive search drops `none` (xiangning-chen/DrNAS, genotypes.py: PRIMITIVES with 'none'
+# commented out).
 DRNAS_PROGRESSIVE_PRIMITIVES = tuple(name for name in PRIMITIVES if name != "none")
 
 
 def drnas_stages(cfg: SearchConfig) -> tuple[ProgressiveStage, ...]:
-    """``cfg.drnas``' progressive schedule in epochs (the release: 25 + 25, 10 warm-up each); empty when off."""
+    """``cfg.drnas``' progressive schedule in epochs (the release: 25 + 25, 10 warm-up each); empty
+    when off.
+    """
     dr = cfg.drnas
     if not dr.progressive:
         return ()
@@ -170,7 +175,9 @@ class SearchParts:
 def build_supernet(
     cfg: SearchConfig, in_channels: int, num_classes: int
 ) -> tuple[nn.Module, nn.Module]:
-    """The supernet of ``cfg.space`` with ``cfg.algorithm``'s mixed op, and the mutator that derives from it."""
+    """The supernet of ``cfg.space`` with ``cfg.algorithm``'s mixed op, and the mutator that derives
+    from it.
+    """
     net = cfg.network
     if cfg.algorithm == "spos":
         # Single paths: one-shot ops and edges, no alphas; the architecture is

@@ -70,7 +70,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunDirError(f"checkpoint {str(path)!r} does not exist") from None
-    except Exception as err:  # truncated zip, bad pickle, foreign object: all one message
+    except Exception as err:  # noqa: BLE001 -- truncated zip, bad pickle, foreign object: one message
         raise RunDirError(
             f"checkpoint {str(path)!r} is corrupt or not a gradnas checkpoint ({err})"
         ) from None

@@ -291,7 +291,8 @@ def check_world_size(saved: int, now: int, log: Callable[[str], None]) -> None:
     if saved != now:
         log(
             f"warning: the run was checkpointed with {saved} process(es) and resumes with {now}; the batches "
-            f"differ from an uninterrupted run from here on (torchrun --nproc-per-node {saved} resumes exactly)"
+            "differ from an uninterrupted run from here on "
+            f"(torchrun --nproc-per-node {saved} resumes exactly)"
         )
 
 
@@ -485,7 +486,8 @@ def run_search(
     derived, derived_at = derived_network(genotype, cfg, setup.in_channels, setup.num_classes)
     log(f"search finished in {seconds:.0f}s")
     log(
-        f"  best val acc   {best['val_acc']:.4f} (epoch {best['epoch']}), final {run.history[-1]['val_acc']:.4f}"
+        f"  best val acc   {best['val_acc']:.4f} (epoch "
+        f"{best['epoch']}), final {run.history[-1]['val_acc']:.4f}"
     )
     log(f"  genotype       {genotype}")
     if alphas:
@@ -502,7 +504,8 @@ def run_search(
         )
         log(
             f"  decided        derived ops' mean softmax weight {decided['derived_mean_weight']:.3f} "
-            f"({decided['times_uniform']:.2f}x uniform); {decided['changed']} of {decided['decisions']} edges "
+            f"({decided['times_uniform']:.2f}x uniform); "
+            f"{decided['changed']} of {decided['decisions']} edges "
             f"changed their strongest op since the start"
         )
     log(f"  derived net    {sum(p.numel() for p in derived.parameters()):,} weights {derived_at}")
@@ -560,7 +563,8 @@ def spos_evolution(setup: SearchSetup, cfg: SearchConfig, log: Callable[[str], N
         seed=cfg.seed,
     )
     log(
-        f"evolution: {sp.generations} generations of {sp.population} paths in {time.perf_counter() - start:.0f}s; "
+        f"evolution: {sp.generations} generations of {sp.population} "
+        f"paths in {time.perf_counter() - start:.0f}s; "
         f"best path val_acc {best_score:.4f} (first generation {history[0]:.4f})"
     )
     return best

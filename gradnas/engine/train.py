@@ -242,7 +242,8 @@ def restore_rng(
     if len(saved) != replicas.world_size:
         log(
             f"warning: the run was checkpointed with {len(saved)} process(es) and resumes with "
-            f"{replicas.world_size}; the batches and random draws differ from an uninterrupted run from here on"
+            f"{replicas.world_size}; the batches and random "
+            "draws differ from an uninterrupted run from here on"
         )
     if replicas.rank < len(saved):
         set_rng_state(saved[replicas.rank])
@@ -357,7 +358,8 @@ def run_train(
             if replicas.is_main:
                 write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
             log(
-                f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
+                f"epoch {epoch + 1}/{cfg.epochs}  train_acc "
+                f"{train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
                 f"({run.history[-1]['seconds']:.1f}s)"
             )
             stop_after_epoch(stop, run, cfg.epochs, resume_hint, replicas)

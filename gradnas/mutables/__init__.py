@@ -9,11 +9,11 @@ from .gumbel_op import GumbelOP
 from .one_shot_op import OneShotOP
 
 __all__ = [
-    "MutableModule",
+    "DifferentiableEdge",
     "DifferentiableOP",
     "DirichletOP",
-    "GumbelOP",
-    "OneShotOP",
-    "DifferentiableEdge",
     "GumbelEdge",
+    "GumbelOP",
+    "MutableModule",
+    "OneShotOP",
 ]

@@ -7,8 +7,8 @@ from .one_shot_mutator import OneShotMutator
 from .snas_mutator import SnasMutator
 
 __all__ = [
-    "DiffMutator",
     "DartsMutator",
+    "DiffMutator",
     "OneShotMutator",
     "SnasMutator",
     "deploy_subnet",

@@ -45,7 +45,7 @@ class DartsMutator(DiffMutator):
 
     def _best_op(self, op: MutableModule) -> tuple[str, float]:
         names = list(op.full_choice_names)
-        alpha = self.arch_params[op.space_id] if op.space_id in self.arch_params else None
+        alpha = self.arch_params.get(op.space_id, None)
         if alpha is None:
             if len(names) == 1:
                 return names[0], 1.0

@@ -35,7 +35,8 @@ def group_mutables(supernet: nn.Module) -> dict[str, list[MutableModule]]:
             ):
                 raise ValueError(
                     f"In {space_id}: mutables sharing this space_id differ ({type(first).__name__} "
-                    f"{list(first.full_choice_names)} vs {type(other).__name__} {list(other.full_choice_names)}); "
+                    f"{list(first.full_choice_names)} vs {type(other).__name__} "
+                    f"{list(other.full_choice_names)}); "
                     f"one space_id must name one decision"
                 )
     return groups
@@ -72,7 +73,7 @@ class DiffMutator(nn.Module):
 
     def _rebind(self) -> None:
         for space_id, members in self.search_spaces.items():
-            alpha = self.arch_params[space_id] if space_id in self.arch_params else None
+            alpha = self.arch_params.get(space_id, None)
             for mutable in members:
                 if not mutable.is_exported:
                     mutable.bind_arch_param(alpha)

@@ -45,7 +45,9 @@ def _require_matplotlib() -> Any:
 
 @contextlib.contextmanager
 def plot_style() -> Iterator[None]:
-    """gradnas' font sizes for the figures built and saved inside the block, without touching global rcParams."""
+    """gradnas' font sizes for the figures built and saved inside the block, without touching global
+    rcParams.
+    """
     matplotlib = _require_matplotlib()
     with matplotlib.rc_context(STYLE):
         yield
@@ -88,6 +90,7 @@ def save_figure(fig: Figure, stem: Path) -> list[Path]:
         path = Path(f"{stem}.{fmt}")
         write_bytes_atomic(path, buffer.getvalue())
         paths.append(path)
-        # The first save ran the layout; freeze it so the second format neither recomputes nor moves it.
+        # The first save ran the layout; freeze it so the second format neither recomputes nor moves
+        # it.
         fig.set_layout_engine("none")
     return paths

@@ -22,9 +22,11 @@ from .cells import CELL_TYPES, state_name
 
 OP_SPACE_ID = re.compile(r"^(normal|reduce)_node(\d+)_input(\d+)$")
 DERIVED_LW, OTHER_LW = 2.8, 1.2  # line widths: the op the genotype keeps stands out
-UNIFORM_STYLE = dict(
-    color="0.4", lw=1.0, ls=":"
-)  # reference line at the weight every op starts from
+UNIFORM_STYLE = {
+    "color": "0.4",
+    "lw": 1.0,
+    "ls": ":",
+}  # reference line at the weight every op starts from
 KEPT_MARK = "\u2605"  # a star before the title of a panel whose edge the genotype keeps
 
 
@@ -128,7 +130,8 @@ def alphas_figure(history: AlphaHistory, genotype: Genotype | None, cell_type: s
     from matplotlib import colormaps
 
     colors = {op: colormaps[palette](k) for k, op in enumerate(ops)}
-    # With 3+ nodes the legend fits the empty top-right panels (node 0 reads only two states), else it goes right.
+    # With 3+ nodes the legend fits the empty top-right panels (node 0 reads only two states), else
+    # it goes right.
     legend_inside = cols >= 4 and (0, cols - 1) not in edges and (0, cols - 2) not in edges
     fig = new_figure(
         figsize=(2.6 * cols + (0 if legend_inside else 2.0), 1.9 * rows + 1.1), layout="constrained"
@@ -160,7 +163,7 @@ def alphas_figure(history: AlphaHistory, genotype: Genotype | None, cell_type: s
     handles = [Line2D([], [], color=colors[op], lw=2) for op in ops] + [
         Line2D([], [], **UNIFORM_STYLE)
     ]
-    labels = list(ops) + ["uniform (1 / number of ops)"]
+    labels = [*list(ops), "uniform (1 / number of ops)"]
     if genotype is not None:  # explain the marks in the legend, which has room for them
         handles += [
             Line2D([], [], color="black", lw=DERIVED_LW),

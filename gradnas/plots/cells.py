@@ -31,7 +31,9 @@ def state_name(index: int) -> str:
 
 
 def cell_of(genotype: Genotype, cell_type: str) -> tuple[Cell, tuple[int, ...]]:
-    """The nodes and concat of one cell, checked so that every edge and concat index names a state that exists."""
+    """The nodes and concat of one cell, checked so that every edge and concat index names a state
+    that exists.
+    """
     if not isinstance(genotype, Genotype):
         raise ValueError(f"expected a Genotype, got {type(genotype).__name__}")
     if cell_type not in CELL_TYPES:
@@ -82,7 +84,7 @@ def cell_dot_source(genotype: Genotype, cell_type: str) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=20, penwidth=1.5];',
         '  edge [fontname="Helvetica", fontsize=16, penwidth=1.5];',
     ]
-    for i, name in enumerate(states + [OUTPUT]):
+    for i, name in enumerate([*states, OUTPUT]):
         color = INPUT_COLOR if i < 2 else NODE_COLOR if i < len(states) else OUTPUT_COLOR
         lines.append(f'  "{name}" [label={_html_label(name)}, fillcolor="{color}"];')
     lines.append('  { rank=same; "c_{k-2}"; "c_{k-1}"; }')
@@ -120,7 +122,7 @@ def plot_cell(
             paths = save_figure(cell_figure(genotype, cell_type), stem)
     dot_path = stem.with_suffix(".dot")
     write_bytes_atomic(dot_path, source.encode())
-    return paths + [dot_path]
+    return [*paths, dot_path]
 
 
 def _render_dot(dot: str, source: str, stem: Path, fmt: str) -> Path:
@@ -233,7 +235,12 @@ def cell_figure(genotype: Genotype, cell_type: str):
             transform_rotates_text=True,
             parse_math=False,
             zorder=4,
-            bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9),
+            bbox={
+                "boxstyle": "round,pad=0.15",
+                "facecolor": "white",
+                "edgecolor": "none",
+                "alpha": 0.9,
+            },
         )
     return fig
 
@@ -376,13 +383,13 @@ def _arrow(ax, start: Point, end: Point, bend: float, labelled: bool) -> None:
         xy=end,
         xytext=start,
         zorder=1,
-        arrowprops=dict(
-            arrowstyle="-|>",
-            color="0.15" if labelled else "0.6",
-            lw=1.3,
-            shrinkA=0,
-            shrinkB=0,
-            mutation_scale=14,
-            connectionstyle=f"arc3,rad={bend}",
-        ),
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": "0.15" if labelled else "0.6",
+            "lw": 1.3,
+            "shrinkA": 0,
+            "shrinkB": 0,
+            "mutation_scale": 14,
+            "connectionstyle": f"arc3,rad={bend}",
+        },
     )

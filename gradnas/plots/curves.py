@@ -78,7 +78,9 @@ def curves_figure(columns: Mapping[str, Sequence[float]]):
 
 
 def plot_curves(metrics_rows: Sequence[Mapping[str, object]], out_prefix: Path) -> list[Path]:
-    """Draw ``<out_prefix>.png`` and ``<out_prefix>.svg`` from ``metrics.csv`` rows; returns the paths written."""
+    """Draw ``<out_prefix>.png`` and ``<out_prefix>.svg`` from ``metrics.csv`` rows; returns the
+    paths written.
+    """
     columns = metric_columns(list(metrics_rows))
     with plot_style():
         return save_figure(curves_figure(columns), Path(out_prefix))

@@ -240,7 +240,8 @@ class DilConv(nn.Sequential):
             )
             return scaled_batch_norm(bn, pointwise(plain_conv(depthwise, h)), scale)
         if d is not None and x.shape[2] % d == 0 and x.shape[3] % d == 0:
-            # Pointwise conv and BatchNorm treat every pixel alike, so they run on the sub-grids too.
+            # Pointwise conv and BatchNorm treat every pixel alike, so they run on the sub-grids
+            # too.
             h = shared(("subgrids", d), shared_relu(relu, x), lambda t: to_subgrids(t, d))
             return from_subgrids(
                 scaled_batch_norm(bn, pointwise(plain_conv(depthwise, h)), scale), d

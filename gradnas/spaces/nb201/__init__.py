@@ -12,18 +12,18 @@ from .networks import (
 from .ops import NB201_PRIMITIVES, OPS, ReLUConvBN, build_op
 
 __all__ = [
-    "NB201Arch",
     "EDGES",
+    "NB201_PRIMITIVES",
     "NUM_NODES",
+    "OPS",
+    "NB201Arch",
     "NB201Cell",
-    "edge_space_id",
     "NB201Network",
     "NB201SearchNetwork",
     "NB201Skeleton",
-    "ResidualReduction",
-    "subnet_to_arch",
-    "NB201_PRIMITIVES",
-    "OPS",
     "ReLUConvBN",
+    "ResidualReduction",
     "build_op",
+    "edge_space_id",
+    "subnet_to_arch",
 ]
