@@ -342,9 +342,8 @@ def build_reference(space: Space):
     del net, mutator
     w_opt = torch.optim.SGD(ref.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(ref.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    return ref, Darts(
-        ref, None, w_opt, a_opt
-    )  # Darts reads the optimizers, never the mutator, in a step
+    # Darts reads the optimizers, never the mutator, in a step
+    return ref, Darts(ref, None, w_opt, a_opt)
 
 
 def batches(space: Space, batch_size: int, seed: int = 1):
@@ -376,9 +375,8 @@ def run_config(config: dict) -> dict:
         _, algo = build_reference(space)  # builds gradnas' supernet for its weights, then drops it
     else:
         _, _, algo = build_gradnas(config["algorithm"], space, config["memory_efficient"])
-        del_me = RefNetwork(
-            space
-        )  # so that both kinds of process built both networks before the baseline
+        # so that both kinds of process built both networks before the baseline
+        del_me = RefNetwork(space)
         del del_me
     train, val = batches(space, config["batch"])
     base = peak_rss_mib()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import __version__
 from .config import (
     ALGORITHMS,
     DATASETS,
@@ -26,10 +27,10 @@ from .config import (
     config_to_dict,
     load_config,
 )
-from .data.cifar import DataError
+from .configs import describe, resolve_config, shipped_configs
 from .engine.errors import NonFiniteError
-from .engine.files import RunDirError
 from .engine.interrupt import Interrupted
+from .errors import GradnasError
 from .genotype import GenotypeError
 
 
@@ -42,7 +43,10 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
         "first-order DARTS on the bundled 8x8 digits (no download).",
     )
     p.add_argument(
-        "--config", metavar="FILE.yaml", help="YAML config; flags below override its values"
+        "--config",
+        metavar="NAME|FILE.yaml",
+        help="a shipped config by name (see `gradnas configs`) or a YAML file; "
+        "flags below override its values",
     )
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
     p.add_argument(
@@ -68,7 +72,11 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
         help="then retrain the found genotype (into RUN_DIR/train) with the default train config "
         "or --train-config",
     )
-    p.add_argument("--train-config", metavar="FILE.yaml", help="train config for --then-train")
+    p.add_argument(
+        "--train-config",
+        metavar="NAME|FILE.yaml",
+        help="train config for --then-train: a shipped name or a YAML file",
+    )
     p.add_argument(
         "--device",
         choices=DEVICES,
@@ -91,7 +99,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
-    cfg = load_config(args.config) if args.config else SearchConfig()
+    cfg = load_config(resolve_config(args.config, "search")) if args.config else SearchConfig()
     return _override(
         cfg,
         {
@@ -139,7 +147,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.then_train or args.train_config:
         # Checked before the search starts, so a bad train config costs no search time.
         train_cfg = (
-            load_config(args.train_config, TrainConfig) if args.train_config else TrainConfig()
+            load_config(resolve_config(args.train_config, "train"), TrainConfig)
+            if args.train_config
+            else TrainConfig()
         )
     out = args.out or default_out("search")
     if cfg.algorithm == "random":
@@ -171,7 +181,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--genotype", metavar="NAME|FILE|RUN_DIR", help="the architecture (default: DARTS_V2)"
     )
     p.add_argument(
-        "--config", metavar="FILE.yaml", help="YAML train config; flags below override its values"
+        "--config",
+        metavar="NAME|FILE.yaml",
+        help="a shipped train config by name (see `gradnas configs`) or a YAML file; "
+        "flags below override its values",
     )
     p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
@@ -239,7 +252,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         run_train(TrainConfig(), args.resume, progress=not args.no_progress, resume=True)
         return 0
-    cfg = load_config(args.config, TrainConfig) if args.config else TrainConfig()
+    cfg = (
+        load_config(resolve_config(args.config, "train"), TrainConfig)
+        if args.config
+        else TrainConfig()
+    )
     cfg = _override(
         cfg,
         {
@@ -422,16 +439,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "configs",
+        help="list the published configs shipped with gradnas",
+        description="List the configs shipped inside the package, by command, with what each "
+        "reproduces. Pass a name to --config (e.g. `gradnas search --config darts-cifar10`); "
+        "--print NAME shows one, to copy and edit.",
+    )
+    p.add_argument(
+        "--print",
+        metavar="NAME",
+        dest="show",
+        help="print the YAML of this config (a search config, else a train config)",
+    )
+    p.set_defaults(func=_cmd_configs)
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    if args.show:
+        for kind in ("search", "train"):
+            path = shipped_configs(kind).get(args.show)
+            if path is not None:
+                print(path.read_text(encoding="utf-8"), end="")
+                return 0
+        raise ConfigError(f"no shipped config named {args.show!r} (see `gradnas configs`)")
+    for kind in ("search", "train"):
+        print(f"gradnas {kind} --config NAME:")
+        for name, path in shipped_configs(kind).items():
+            print(f"  {name:28s} {describe(path)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradnas", description="Differentiable neural architecture search."
     )
+    parser.add_argument("--version", action="version", version=f"gradnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _search_parser(sub)
     _train_parser(sub)
     _plot_parser(sub)
     _inspect_parser(sub)
     _export_parser(sub)
+    _configs_parser(sub)
     return parser
 
 
@@ -443,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
         completed = True
         return code
-    except (ConfigError, RunDirError, GenotypeError, DataError) as err:
+    except GradnasError as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:
@@ -453,9 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 1
     finally:
-        if (
-            "torch.distributed" in sys.modules
-        ):  # leave torchrun's process group, if this run joined one
+        if "torch.distributed" in sys.modules:  # leave torchrun's process group, if joined
             from .parallel import finish
 
             finish(completed)

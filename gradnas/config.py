@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from .errors import GradnasError
+
 ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos", "random")
 SPACES = ("darts", "nb201")
 DEVICES = ("auto", "cpu", "cuda")  # auto: this rank's GPU when CUDA is available, else the CPU
@@ -37,7 +39,7 @@ REGULARIZERS = ("l2", "kl")
 DATASETS = ("digits", "cifar10", "cifar100")
 
 
-class ConfigError(ValueError):
+class ConfigError(GradnasError, ValueError):
     """A config that cannot be used; the message names the key."""
 
 
@@ -126,18 +128,15 @@ class DrnasOptions:
     # stages, and before each later stage every edge keeps only its strongest ops and the
     # partial-channel ops widen to the stage's K. One list entry per stage.
     progressive: bool = False
-    stage_fractions: list[float] = field(
-        default_factory=lambda: [0.5, 0.5]
-    )  # share of the epochs (release: 25 + 25 of 50)
+    # share of the epochs (release: 25 + 25 of 50)
+    stage_fractions: list[float] = field(default_factory=lambda: [0.5, 0.5])
     warmup_fraction: float = (
         0.4  # share of each stage without architecture steps (release: 10 of 25 epochs)
     )
-    partial_channels: list[int] = field(
-        default_factory=lambda: [6, 4]
-    )  # K per stage (release: ks = [6, 4])
-    num_ops: list[int] = field(
-        default_factory=lambda: [7, 4]
-    )  # ops per edge in each stage (release: num_keeps = [7, 4])
+    # K per stage (release: ks = [6, 4])
+    partial_channels: list[int] = field(default_factory=lambda: [6, 4])
+    # ops per edge in each stage (release: num_keeps = [7, 4])
+    num_ops: list[int] = field(default_factory=lambda: [7, 4])
 
 
 @dataclass
@@ -597,9 +596,8 @@ def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
     """Read and validate a YAML config file into ``cls``."""
     path = Path(path)
     try:
-        text = (
-            path.read_bytes()
-        )  # YAML decodes it (UTF-8, or UTF-16 with a BOM) and reports bad bytes
+        # YAML decodes the bytes (UTF-8, or UTF-16 with a BOM) and reports bad ones
+        text = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read config file {str(path)!r}: {err.strerror}") from None
     try:

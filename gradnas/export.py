@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import GradnasError
+
 # ai.onnx opset written into ONNX files: torch 2.13's default for the dynamo
 # exporter, run by onnxruntime >= 1.17. Fixing it keeps files alike across
 # torch versions whose defaults differ.
@@ -35,7 +37,7 @@ ONNX_OPSET = 20
 BATCH_DIM = "batch"
 
 
-class ExportError(ValueError):
+class ExportError(GradnasError, ValueError):
     """A model that cannot be exported as asked, or an export file that cannot be read."""
 
 

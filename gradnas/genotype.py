@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import GradnasError
+
 PRIMITIVES: tuple[str, ...] = (
     "none",
     "max_pool_3x3",
@@ -49,7 +51,7 @@ _CELLS = ("normal", "reduce")
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
-class GenotypeError(ValueError):
+class GenotypeError(GradnasError, ValueError):
     """A genotype, or the text/dict it was read from, is malformed."""
 
 

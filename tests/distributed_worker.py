@@ -25,9 +25,8 @@ def freeze_batchnorm(module: torch.nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-            m.train = types.MethodType(
-                lambda self, mode=True: self, m
-            )  # supernet.train() leaves it in eval
+            # supernet.train() leaves it in eval
+            m.train = types.MethodType(lambda self, mode=True: self, m)
 
 
 def run(algorithm: str, config: str, out: str, steps: int, float64: bool) -> None:
@@ -48,9 +47,8 @@ def run(algorithm: str, config: str, out: str, steps: int, float64: bool) -> Non
         if float64:
             x, xv = x.double(), xv.double()
         setup.algorithm.step((x, y), (xv, yv))
-    setup.replicas.broadcast_buffers_(
-        setup.supernet
-    )  # as the engine does before evaluating or checkpointing
+    # as the engine does before evaluating or checkpointing
+    setup.replicas.broadcast_buffers_(setup.supernet)
     alphas = getattr(setup.mutator, "arch_params", {})
     torch.save(
         {

@@ -162,9 +162,8 @@ def test_resume_continues_bit_identically(tmp_path, trained):
         == 0
     )
     final = torch.load(out / "checkpoint.pt", weights_only=True)
-    (out / "checkpoint.prev.pt").replace(
-        out / "checkpoint.pt"
-    )  # the checkpoint one step before the end
+    # the checkpoint one step before the end
+    (out / "checkpoint.prev.pt").replace(out / "checkpoint.pt")
     mid = torch.load(out / "checkpoint.pt", weights_only=True)["progress"]
     assert (mid["epoch"], mid["step"]) < (final["progress"]["epoch"], final["progress"]["step"])
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
@@ -218,6 +217,5 @@ def test_export_of_a_folder_that_is_not_a_train_run_names_it(tmp_path, capsys):
 def test_inspect_prints_darts_v2_published_size(capsys):
     assert main(["inspect", "DARTS_V2"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "3,349,342 (3,825,768 with the auxiliary head)" in out
-    )  # DARTS: 3.3M; mmrazor: 3.83M with the head
+    # DARTS: 3.3M; mmrazor: 3.83M with the head
+    assert "3,349,342 (3,825,768 with the auxiliary head)" in out

@@ -15,6 +15,7 @@ from gradnas.config import (
     dump_config,
     load_config,
 )
+from gradnas.configs import resolve_config, shipped_configs
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -24,10 +25,8 @@ def test_defaults_round_trip_through_yaml(tmp_path):
 
 
 def test_shipped_default_config_equals_the_dataclass_defaults():
-    # configs/search_digits.yaml documents the defaults; it must not drift from them.
-    assert (
-        load_config(Path(__file__).parents[1] / "configs" / "search_digits.yaml") == SearchConfig()
-    )
+    # the shipped `digits` search config documents the defaults; it must not drift from them.
+    assert load_config(shipped_configs("search")["digits"]) == SearchConfig()
 
 
 def test_nested_values_override_defaults():
@@ -114,16 +113,19 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
     from gradnas.genotype import DARTS_V2
     from gradnas.spaces.darts import NetworkCIFAR
 
-    root = Path(__file__).parents[1] / "configs"
-    for path in root.glob("search_*.yaml"):
+    searches, trains = shipped_configs("search"), shipped_configs("train")
+    assert len(searches) == 3 and len(trains) == 1
+    for path in searches.values():
         load_config(path)
-    train = load_config(root / "train_cifar10.yaml", TrainConfig)
+    for path in trains.values():
+        load_config(path, TrainConfig)
+    train = load_config(trains["darts-cifar10"], TrainConfig)
     net = NetworkCIFAR(
         DARTS_V2, C=train.network.C, layers=train.network.layers, auxiliary=train.network.auxiliary
     )
     # DARTS_V2 at DARTS' retraining size with its auxiliary head (3,349,342 + the head's 476,426)
     assert sum(p.numel() for p in net.parameters()) == 3_825_768
-    search = load_config(root / "search_cifar10.yaml")
+    search = load_config(searches["darts-cifar10"])
     assert (search.epochs, search.data.batch_size, search.network.C, search.network.layers) == (
         50,
         64,
@@ -199,3 +201,38 @@ def test_drnas_progressive_defaults_are_the_published_schedule():
     assert stage_epochs(cfg.drnas.stage_fractions, cfg.epochs) == [25, 25]
     assert stage_warmup_epochs(cfg.drnas.warmup_fraction, 25) == 10
     assert (cfg.drnas.partial_channels, cfg.drnas.num_ops) == ([6, 4], [7, 4])
+
+
+def test_config_names_resolve_to_shipped_files_and_paths_stay_paths(tmp_path):
+    assert resolve_config("darts-cifar10", "search") == shipped_configs("search")["darts-cifar10"]
+    assert resolve_config("darts-cifar10", "train") == shipped_configs("train")["darts-cifar10"]
+    assert resolve_config("digits", "search").name == "digits.yaml"
+    # a file path, even one that does not exist yet, is left to load_config and its error
+    for ref in ("my.yaml", "sub/run", str(tmp_path / "x.yml")):
+        assert resolve_config(ref, "search") == Path(ref)
+    local = tmp_path / "digits"  # an existing file wins over a shipped name
+    local.write_text("epochs: 1\n")
+    assert resolve_config(str(local), "search") == local
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones():
+    with pytest.raises(ConfigError) as err:
+        resolve_config("darts-cifar", "search")
+    message = str(err.value)
+    assert "'darts-cifar'" in message
+    assert all(name in message for name in shipped_configs("search"))
+    with pytest.raises(ConfigError, match="shipped train configs: darts-cifar10"):
+        resolve_config("digits", "train")
+
+
+def test_gradnas_configs_lists_and_prints_them(capsys):
+    from gradnas.cli import main
+
+    assert main(["configs"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("search", "train"):
+        for name in shipped_configs(kind):
+            assert f"  {name} " in out
+    assert main(["configs", "--print", "digits"]) == 0
+    assert capsys.readouterr().out == shipped_configs("search")["digits"].read_text()
+    assert main(["configs", "--print", "nope"]) == 2

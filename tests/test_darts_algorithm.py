@@ -306,9 +306,8 @@ def test_weight_optimizer_holding_an_alpha_is_refused():
 
 def test_second_order_step_restores_weights_and_moves_alphas(float64):
     net, mutator, darts, train, val = small_setup(unrolled=True)
-    darts.weight_optimizer.step = lambda *args, **kwargs: (
-        None
-    )  # keep only the architecture half's effect
+    # keep only the architecture half's effect
+    darts.weight_optimizer.step = lambda *args, **kwargs: None
     weights = [p.detach().clone() for p in net.parameters()]
     alphas = [a.detach().clone() for a in mutator.arch_parameters()]
     stats = darts.step(train, val)
@@ -349,9 +348,8 @@ def test_virtual_step_equals_the_per_weight_sgd_formula_bit_for_bit(float64):
             expected.append(d)
     assert xis == expected_xis
     assert all(torch.equal(d, e) for d, e in zip(directions, expected, strict=True))
-    assert not torch.equal(
-        directions[1], grads[1] + 1e-2 * params[1].detach()
-    )  # the buffer counted
+    # the buffer counted
+    assert not torch.equal(directions[1], grads[1] + 1e-2 * params[1].detach())
 
 
 def test_finite_difference_passes_with_frozen_weights_give_the_same_hessian_term(monkeypatch):

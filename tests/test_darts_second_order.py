@@ -284,9 +284,8 @@ def test_architecture_step_leaves_weights_and_momentum_buffers_bit_identical(hes
         torch.equal(darts.weight_optimizer.state[w]["momentum_buffer"], b0)
         for w, b0 in zip(net.parameters(), buffers, strict=True)
     )
-    assert not all(
-        torch.equal(a, a0) for a, a0 in zip(mutator.arch_parameters(), alphas)
-    )  # the step ran
+    # the step ran
+    assert not all(torch.equal(a, a0) for a, a0 in zip(mutator.arch_parameters(), alphas))
 
 
 @pytest.mark.parametrize("hessian", HESSIANS)

@@ -49,9 +49,8 @@ def test_mutator_has_one_8_way_alpha_per_edge_and_cell_type():
     net = DartsSearchNetwork(C=16, layers=8, num_classes=10, in_channels=3)
     mutator = prepared(net)
     alphas = list(mutator.arch_parameters())
-    assert (
-        len(alphas) == 2 * NUM_EDGES
-    )  # normal and reduce, like alphas_normal / alphas_reduce (14, 8)
+    # normal and reduce, like alphas_normal / alphas_reduce (14, 8)
+    assert len(alphas) == 2 * NUM_EDGES
     assert all(a.shape == (len(PRIMITIVES),) for a in alphas)
     assert sum(a.numel() for a in alphas) == 224  # 2 cell types x 14 edges x 8 ops
 

@@ -358,6 +358,5 @@ def test_ranks_that_read_different_checkpoints_stop_with_an_error(tmp_path):
 
     with pytest.raises(RunDirError, match=r"different checkpoints .*\[\(1, 3\), \(1, 4\)\]"):
         check_same_position(TwoRanks(), Progress(epoch=1, step=3), tmp_path)
-    check_same_position(
-        SINGLE_PROCESS, Progress(epoch=1, step=3), tmp_path
-    )  # one process: nothing to compare
+    # one process: nothing to compare
+    check_same_position(SINGLE_PROCESS, Progress(epoch=1, step=3), tmp_path)

@@ -264,9 +264,8 @@ def test_state_dict_round_trips_into_a_fresh_search():
     state = algo.state_dict()
     assert state["stage"] == 1 and state["epoch"] == 2 and len(state["kept"]) == 1
 
-    net2, mutator2, algo2 = build(
-        seed=1
-    )  # other weights and alphas: everything comes from the state
+    # other weights and alphas: everything comes from the state
+    net2, mutator2, algo2 = build(seed=1)
     algo2.load_state_dict(copy.deepcopy(state))
     assert algo2.state_dict() == state
     # Deep copies, as from a file: Adam's load_state_dict keeps the given step counters.
@@ -408,9 +407,8 @@ def test_alphas_history_lists_pruned_ops_with_zero_weight(uninterrupted):
             assert sum(probs) == pytest.approx(1, abs=1e-5)
 
 
-@pytest.mark.parametrize(
-    "stop_at_step", [5, 6, 8]
-)  # in stage 1; at its end; in stage 2 (steps count from 1)
+# in stage 1; at its end; in stage 2 (steps count from 1)
+@pytest.mark.parametrize("stop_at_step", [5, 6, 8])
 def test_resume_is_bit_identical_across_the_stage_boundary(
     tmp_path, uninterrupted, monkeypatch, stop_at_step
 ):

@@ -166,9 +166,8 @@ def data(seed=1, n=4, size=SIZE):
 def loss_and_grads(forward, net, mutator, x, y):
     out = forward(x)
     params = list(net.parameters()) + list(mutator.arch_parameters())
-    grads = torch.autograd.grad(
-        F.cross_entropy(out, y), params, allow_unused=True
-    )  # GDAS leaves ops unused
+    # GDAS leaves ops unused
+    grads = torch.autograd.grad(F.cross_entropy(out, y), params, allow_unused=True)
     return out, [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
 
@@ -205,9 +204,8 @@ def test_outputs_and_every_gradient_equal_the_plain_computation(float64, mode):
     ref_out, ref_grads = loss_and_grads(Plain(net, mutator), net, mutator, x, y)
     assert max_diff([out], [ref_out]) < TOL
     assert max_diff(grads, ref_grads) < TOL
-    assert (
-        max_diff(grads, [torch.zeros_like(g) for g in grads]) > 1e-3
-    )  # the gradients are not all trivial
+    # the gradients are not all trivial
+    assert max_diff(grads, [torch.zeros_like(g) for g in grads]) > 1e-3
 
 
 @pytest.mark.parametrize("mode", ["default", "memory_efficient"])
@@ -287,9 +285,8 @@ def test_batchnorm_running_statistics_equal_the_plain_ones_after_training_steps(
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     assert max_diff([m.running_mean for m in bns], [plain.stats[m][0] for m in bns]) < TOL
     assert max_diff([m.running_var for m in bns], [plain.stats[m][1] for m in bns]) < TOL
-    assert all(
-        m.num_batches_tracked == 3 for m in bns
-    )  # one update per forward, none per recomputation
+    # one update per forward, none per recomputation
+    assert all(m.num_batches_tracked == 3 for m in bns)
 
 
 def test_eval_mode_uses_the_running_statistics_like_the_plain_computation(float64):
@@ -300,13 +297,11 @@ def test_eval_mode_uses_the_running_statistics_like_the_plain_computation(float6
     x, _ = data()
     with torch.no_grad():
         out = net(x)
-        ref = Plain(net, mutator, training=False)(
-            x
-        )  # normalises by copies of the running statistics
+        # normalises by copies of the running statistics
+        ref = Plain(net, mutator, training=False)(x)
     assert max_diff([out], [ref]) < TOL
-    assert (
-        max_diff([out], [Plain(net, mutator, training=True)(x)]) > 1e-3
-    )  # batch statistics would differ
+    # batch statistics would differ
+    assert max_diff([out], [Plain(net, mutator, training=True)(x)]) > 1e-3
 
 
 # -- the savings are there -------------------------------------------------------
@@ -394,9 +389,8 @@ def test_subgrids_round_trip_and_order():
     x = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).view(2, 3, 4, 6)
     sub = to_subgrids(x, 2)  # (2*2*2, 3, 2, 3)
     assert sub.shape == (8, 3, 2, 3)
-    assert torch.equal(
-        sub[(1 * 2 + 0) * 2 + 1], x[1, :, 1::2, 0::2]
-    )  # sub-grid (r=1, s=0) of sample 1
+    # sub-grid (r=1, s=0) of sample 1
+    assert torch.equal(sub[(1 * 2 + 0) * 2 + 1], x[1, :, 1::2, 0::2])
     assert torch.equal(from_subgrids(sub, 2), x)
 
 

@@ -51,9 +51,8 @@ def skeleton_params(C: int, num_classes: int, in_channels: int = 3) -> int:
     stem = 9 * in_channels * C + 2 * C  # 3x3 conv, affine BN
 
     def reduction(c_in: int, c_out: int) -> int:
-        return (
-            9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out
-        )  # conv_a, conv_b, 1x1
+        # conv_a, conv_b, 1x1
+        return 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out + c_in * c_out
 
     head = 2 * 4 * C + 4 * C * num_classes + num_classes  # affine BN, linear
     return stem + reduction(C, 2 * C) + reduction(2 * C, 4 * C) + head

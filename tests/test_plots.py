@@ -287,9 +287,8 @@ def test_plot_alphas_rejects_a_genotype_with_edges_outside_the_alphas(tmp_path):
     with pytest.raises(
         ValueError, match=r"keeps \('sep_conv_3x3', 1\) into node 2.*normal_node2_input1"
     ):
-        plot_alphas(
-            tiny_alphas(), DARTS_V2, tmp_path / "alphas"
-        )  # DARTS_V2 has 4 nodes, the alphas 2
+        # DARTS_V2 has 4 nodes, the alphas 2
+        plot_alphas(tiny_alphas(), DARTS_V2, tmp_path / "alphas")
     assert not list(tmp_path.iterdir())
 
 
@@ -419,9 +418,8 @@ def test_plot_cell_auto_falls_back_to_matplotlib_without_dot(tmp_path, monkeypat
 
 
 def test_plot_cell_matplotlib_renderer_never_runs_dot(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        cells_module.shutil, "which", lambda name: "/nonexistent/dot"
-    )  # a dot that cannot run
+    # a dot that cannot run
+    monkeypatch.setattr(cells_module.shutil, "which", lambda name: "/nonexistent/dot")
     png, svg, _ = plot_cell(TINY_GENOTYPE, "reduce", tmp_path / "cell", renderer="matplotlib")
     assert png_size(png)[0] > 400 and ET.parse(svg).getroot().tag == SVG_ROOT
 
@@ -436,9 +434,8 @@ def test_plot_cell_reports_a_failing_dot(tmp_path, monkeypatch):
         RuntimeError, match="Graphviz dot failed on cell_normal: syntax error in line 1"
     ):
         plot_cell(DARTS_V2, "normal", tmp_path / "out" / "cell", renderer="graphviz")
-    assert not (tmp_path / "out").exists() or not list(
-        (tmp_path / "out").iterdir()
-    )  # nothing half-written
+    # nothing half-written
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_plot_cell_rejects_an_unknown_renderer(tmp_path):

@@ -181,9 +181,8 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, capsys, monkeypatch
     real_step, calls = Darts.step, []
 
     def step_that_breaks_a_weight_at_the_second_call(self, train_batch, val_batch):
-        metrics = real_step(
-            self, train_batch, val_batch
-        )  # finite losses, computed before the update
+        # finite losses, computed before the update
+        metrics = real_step(self, train_batch, val_batch)
         calls.append(1)
         if len(calls) == 2:
             with torch.no_grad():

@@ -4,6 +4,17 @@ from .darts import Darts
 from .drnas import DrNas
 from .gdas import Gdas
 from .pcdarts import PCDarts
+from .random_search import random_search
 from .snas import Snas
+from .spos import Spos, evolution_search
 
-__all__ = ["Darts", "DrNas", "Gdas", "PCDarts", "Snas"]
+__all__ = [
+    "Darts",
+    "DrNas",
+    "Gdas",
+    "PCDarts",
+    "Snas",
+    "Spos",
+    "evolution_search",
+    "random_search",
+]

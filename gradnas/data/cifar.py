@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import GradnasError
 from .transforms import Transform, cifar_augmentation
 
 _PIXELS = 3 * 32 * 32  # bytes of one image: 3 channel planes of 32x32
@@ -40,7 +41,7 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 _SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
-class DataError(ValueError):
+class DataError(GradnasError, ValueError):
     """Data files are missing or are not what their format says."""
 
 
@@ -133,9 +134,8 @@ def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.
         )
     records = raw.reshape(-1, fmt.record_size)  # (N, record_size)
     labels = records[:, fmt.label_offset].astype(np.int64)  # (N,)
-    images = records[:, fmt.record_size - _PIXELS :].reshape(
-        -1, 3, 32, 32
-    )  # (N, 3, 32, 32), RGB planes
+    # (N, 3, 32, 32), RGB planes
+    images = records[:, fmt.record_size - _PIXELS :].reshape(-1, 3, 32, 32)
     if labels.max() >= fmt.num_classes:
         raise DataError(
             f"{path}: label {labels.max()} out of range 0..{fmt.num_classes - 1}; "

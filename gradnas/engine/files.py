@@ -10,8 +10,10 @@ from typing import IO, Any
 
 import torch
 
+from ..errors import GradnasError
 
-class RunDirError(ValueError):
+
+class RunDirError(GradnasError, ValueError):
     """A run folder that cannot be used as asked."""
 
 

@@ -24,9 +24,8 @@ def get_rng_state() -> dict:
         "python": {"version": version, "internal": list(internal), "gauss": gauss},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = (
-            torch.cuda.get_rng_state()
-        )  # Gumbel and Dirichlet samples on a GPU draw from it
+        # Gumbel and Dirichlet samples on a GPU draw from it
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 

@@ -6,6 +6,7 @@ from .differentiable_op import DifferentiableOP
 from .dirichlet_op import DirichletOP
 from .gumbel_edge import GumbelEdge
 from .gumbel_op import GumbelOP
+from .one_shot_edge import OneShotEdge
 from .one_shot_op import OneShotOP
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "GumbelEdge",
     "GumbelOP",
     "MutableModule",
+    "OneShotEdge",
     "OneShotOP",
 ]

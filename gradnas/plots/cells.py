@@ -337,9 +337,8 @@ def _label_axis(text: str, centre: Point, angle: float) -> list[Point]:
     ]
 
 
-LABEL_HALF_H = (
-    0.75 * LABEL_PT / 72 / INCH_PER_UNIT
-)  # half a label's height with its padding, data units
+# half a label's height with its padding, data units
+LABEL_HALF_H = 0.75 * LABEL_PT / 72 / INCH_PER_UNIT
 
 
 def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Point, float]]:

@@ -70,9 +70,8 @@ def shared(
         return compute(x)
     try:
         address = x.data_ptr()
-    except (
-        RuntimeError
-    ):  # a fake tensor under torch.export / torch.compile tracing has no memory to compare
+    # a fake tensor under torch.export / torch.compile tracing has no memory to compare
+    except RuntimeError:
         return compute(x)
     same_input = (
         key,
@@ -161,9 +160,8 @@ def to_subgrids(x: torch.Tensor, d: int) -> torch.Tensor:
     n, c, h, w = x.shape
     t = x.permute(0, 2, 3, 1).reshape(n, h // d, d, w // d, d, c)  # (N, H/d, r, W/d, s, C)
     t = t.permute(2, 4, 0, 1, 3, 5).reshape(d * d * n, h // d, w // d, c)  # (r s N, H/d, W/d, C)
-    return t.permute(0, 3, 1, 2).contiguous(
-        memory_format=torch.channels_last
-    )  # (d*d*N, C, H/d, W/d)
+    # (d*d*N, C, H/d, W/d)
+    return t.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 
 def from_subgrids(y: torch.Tensor, d: int) -> torch.Tensor:
