@@ -41,9 +41,12 @@ class PCDarts(Darts):
     Args:
         warmup_epochs: epochs without architecture steps (PC-DARTS: 15 of
             50; scale it when searching for fewer epochs).
-        weight_optimizer, arch_optimizer, criterion, grad_clip: as for
-            :class:`Darts` (PC-DARTS: SGD lr 0.1, momentum 0.9, weight decay
-            3e-4; Adam lr 6e-4, betas (0.5, 0.999), weight decay 1e-3).
+        weight_optimizer: as for :class:`Darts` (PC-DARTS: SGD lr 0.1, momentum 0.9,
+            weight decay 3e-4).
+        arch_optimizer: as for :class:`Darts` (PC-DARTS: Adam lr 6e-4, betas (0.5, 0.999),
+            weight decay 1e-3).
+        criterion: as for :class:`Darts`.
+        grad_clip: as for :class:`Darts`.
     """
 
     def __init__(

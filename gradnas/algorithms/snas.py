@@ -81,7 +81,8 @@ class Snas:
         weight_optimizer: over exactly the weights (SNAS release: SGD lr
             0.025, momentum 0.9, weight decay 3e-4).
         arch_optimizer: over exactly the alphas (SNAS release: lr 3e-4).
-        tau_start, tau_end: the temperature at the first and the last epoch.
+        tau_start: the temperature at the first epoch.
+        tau_end: the temperature at the last epoch.
         resource_penalty: weight of the expected cost in the loss; 0 turns it off.
         resource_costs: cost per op name; None counts each op's weights.
         grad_clip: max norm of the weight gradient; None to skip.

@@ -162,7 +162,8 @@ class CifarDataset(Dataset):
     Args:
         images: ``(N, C, H, W)`` uint8 array or tensor.
         labels: ``(N,)`` integer labels.
-        mean, std: per-channel statistics on the [0, 1] scale.
+        mean: per-channel means on the [0, 1] scale.
+        std: per-channel standard deviations on the [0, 1] scale.
         transform: applied to each normalised image, e.g. ``cifar_augmentation(...)``.
     """
 

@@ -57,7 +57,8 @@ class Cell(nn.Module):
     """Nodes computed in order from earlier states, then a channel concat.
 
     Args:
-        pre0, pre1: preprocessing of the inputs c_{k-2} and c_{k-1}.
+        pre0: preprocessing of the input c_{k-2}.
+        pre1: preprocessing of the input c_{k-1}.
         nodes: one edge module per intermediate node, called with the list
             of states named in ``node_inputs``.
         node_inputs: for each node, the state indices its edge reads
