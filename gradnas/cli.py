@@ -497,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradnasError as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `gradnas configs | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except Interrupted as err:
         print(f"gradnas: {err}", file=sys.stderr)
         return 128 + err.signum

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -112,6 +114,25 @@ def _require(*packages: str) -> None:
         )
 
 
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what torch's exporters print about themselves, not about the model.
+
+    The ONNX exporter logs one "torchvision is not installed. Skipping torchvision::nms" line
+    per torchvision operator it would register, and torch.export's pytree raises a
+    FutureWarning about its own ``LeafSpec`` use; neither concerns a gradnas network.
+    """
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        registration.setLevel(level)
+
+
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike) -> int:
     """Write the eval-mode forward of ``model`` to ``path`` as ONNX; return its opset.
 
@@ -125,7 +146,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
 
     path = _target(path)
     example, dynamic_shapes = _traceable(example_input)
-    with _atomic_path(path) as tmp:
+    with _atomic_path(path) as tmp, _quiet_exporter():
         program = _in_eval_mode(
             model,
             lambda: torch.onnx.export(
@@ -149,7 +170,7 @@ def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.Pat
     """
     path = _target(path)
     example, dynamic_shapes = _traceable(example_input)
-    with _atomic_path(path) as tmp:
+    with _atomic_path(path) as tmp, _quiet_exporter():
         program = _in_eval_mode(
             model, lambda: torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
         )

@@ -158,3 +158,24 @@ def test_load_pt2_names_a_missing_file(tmp_path):
 def test_export_rejects_an_example_without_batch_dimension(model, tmp_path):
     with pytest.raises(ExportError, match="batch dimension"):
         export_pt2(model, torch.tensor(1.0), tmp_path / "net.pt2")
+
+
+def test_onnx_and_pt2_exports_print_nothing_about_the_exporters(tmp_path):
+    # torch's ONNX exporter logs a "Skipping torchvision::nms" line per torchvision operator and
+    # torch.export warns about its own LeafSpec; a fresh process shows what a user would see.
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from gradnas.export import export_onnx, export_pt2\n"
+        "from gradnas.genotype import DARTS_V2\n"
+        "from gradnas.spaces.darts.network import NetworkCIFAR\n"
+        "net = NetworkCIFAR(DARTS_V2, C=4, layers=3, in_channels=1, num_classes=10)\n"
+        f"export_onnx(net, torch.zeros(1, 1, 8, 8), {str(tmp_path / 'n.onnx')!r})\n"
+        f"export_pt2(net, torch.zeros(1, 1, 8, 8), {str(tmp_path / 'n.pt2')!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (tmp_path / "n.onnx").is_file() and (tmp_path / "n.pt2").is_file()
+    assert done.stdout == ""
+    assert done.stderr == ""
