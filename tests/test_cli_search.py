@@ -181,6 +181,9 @@ def test_search_summary_names_best_accuracy_genotype_and_files(tmp_path, capsys)
         "genotype.json",
     ):
         assert part in out
+    (epoch_line,) = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_line) <= 120
+    assert "train_loss" in epoch_line and "decisions changed" in epoch_line
 
 
 def test_plot_command_draws_a_published_genotype(tmp_path, capsys):

@@ -52,6 +52,7 @@ from ..plots import collapse_warning, plot_curves, plot_genotype, plot_run
 from ..spaces.darts import NetworkCIFAR
 from ..spaces.nb201 import NB201Arch, NB201Network
 from .builders import build_search_parts, derive, move_scheduler
+from .command import resume_command
 from .common import (
     Progress,
     check_finite,
@@ -71,7 +72,7 @@ from .common import (
 from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
-from .summary import decisiveness
+from .summary import choices_changed, decisiveness
 from .tensorboard import TensorboardLog
 
 CHECKPOINT_FORMAT = "gradnas-search-1"
@@ -239,17 +240,6 @@ def restore_structure(setup: SearchSetup, state: dict) -> None:
     adopt_rebuilt_optimizers(setup)
 
 
-def compact_genotype(genotype: Genotype | NB201Arch) -> str:
-    """One-line form for the epoch summary: each node as op@input pairs."""
-    if isinstance(genotype, NB201Arch):
-        return str(genotype)
-
-    def cell(nodes):
-        return " | ".join(" ".join(f"{op}@{j}" for op, j in node) for node in nodes)
-
-    return f"normal: {cell(genotype.normal)} || reduce: {cell(genotype.reduce)}"
-
-
 def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
@@ -316,7 +306,7 @@ def _search_epochs(
     board: TensorboardLog | None,
 ) -> None:
     """Epochs from ``run``'s position to the end, checkpointing as configured."""
-    resume_hint = f"gradnas search --resume {out}"
+    resume_hint = resume_command("search", out)
     alphas = getattr(setup.mutator, "arch_params", {})  # SPOS has none
     steps_per_epoch = len(setup.train_loader)
     main, device = setup.replicas.is_main, setup.device
@@ -382,9 +372,17 @@ def _search_epochs(
                 out / "alphas.json",
                 json.dumps({"choices": space_choices, "history": run.alpha_history}),
             )
+        # One line within 120 columns; the genotype itself is in genotype.json (rewritten
+        # every epoch) and in the end-of-search summary.
+        arch = ""
+        if len(run.alpha_history) > 1 and run.alpha_history[-1]["probs"]:
+            changed, decisions = choices_changed(
+                space_choices, run.alpha_history[-2]["probs"], run.alpha_history[-1]["probs"]
+            )
+            arch = f"  {changed}/{decisions} decisions changed"
         log(
-            f"epoch {epoch + 1}/{cfg.epochs}  train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  "
-            f"({row['seconds']:.1f}s)  {compact_genotype(genotype) if genotype is not None else ''}"
+            f"epoch {epoch + 1}/{cfg.epochs}  train_loss {train['train_loss']:.4f}  "
+            f"train_acc {train['train_acc']:.4f}  val_acc {val_acc:.4f}  {row['seconds']:.1f}s{arch}"
         )
         warning = collapse_warning(genotype) if isinstance(genotype, Genotype) else None
         if warning:

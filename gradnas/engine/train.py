@@ -45,6 +45,7 @@ from ..data import make_loader
 from ..data.sources import load_splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
+from .command import resume_command
 from .common import (
     Progress,
     check_finite,
@@ -306,7 +307,7 @@ def run_train(
     log(
         f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}"
     )
-    resume_hint = f"gradnas train --resume {out}"
+    resume_hint = resume_command("train", out)
 
     def check(metrics):
         check_finite(metrics, run.epoch, run.step)
