@@ -457,6 +457,58 @@ def test_matplotlib_cell_draws_one_arrow_per_edge_and_per_concat_node():
     assert len(arrows) == 8 + 4
 
 
+# The default run's genotype, whose reduce cell the README showed with labels on crossing arrows.
+DEFAULT_RUN = Genotype.parse(
+    (Path(__file__).parents[1] / "docs/default_run/genotype.txt").read_text()
+)
+
+
+def _labels_and_arrow_points(fig):
+    """Per op label: its rotated rectangle as (centre, unit direction, half length, half height)
+    in display pixels, read off the drawn text; and per arrow, points along its drawn path."""
+    from matplotlib.text import Annotation
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels, arrows = [], []
+    for t in ax.texts:
+        if isinstance(t, Annotation):
+            path = t.arrow_patch.get_path()  # display coordinates once drawn
+            arrows.append(path.interpolated(40).vertices)
+        elif t.get_text() in PRIMITIVES:
+            centre = ax.transData.transform(t.get_position())
+            angle = math.radians(t.get_rotation())
+            rotation = t.get_rotation()
+            t.set_rotation(0)  # the unrotated extent is the label's length and height
+            box = t.get_window_extent(renderer)
+            t.set_rotation(rotation)
+            direction = (math.cos(angle), math.sin(angle))
+            labels.append((centre, direction, box.width / 2, box.height / 2))
+    return labels, arrows
+
+
+@pytest.mark.parametrize("genotype", [DEFAULT_RUN, DARTS_V2], ids=["default_run", "DARTS_V2"])
+@pytest.mark.parametrize("cell_type", ["normal", "reduce"])
+def test_matplotlib_cell_labels_cover_no_other_arrow(genotype, cell_type):
+    labels, arrows = _labels_and_arrow_points(cell_figure(genotype, cell_type))
+    assert len(labels) == 8 and len(arrows) == 8 + len(getattr(genotype, f"{cell_type}_concat"))
+    covered = []
+    for k, ((cx, cy), (ux, uy), half_len, half_h) in enumerate(labels):
+        # A label sits on its own arrow; count the other arrows' points inside its rectangle,
+        # shrunk by 2 pixels so that an arrow grazing the white padding does not count.
+        hits = 0
+        for j, points in enumerate(arrows):
+            if j == k:  # labelled arrows come first, in the order their labels are drawn
+                continue
+            for x, y in points:
+                along = (x - cx) * ux + (y - cy) * uy
+                across = -(x - cx) * uy + (y - cy) * ux
+                hits += abs(along) < half_len - 2 and abs(across) < half_h - 2
+        covered.append(hits)
+    assert covered == [0] * len(labels)
+
+
 def test_matplotlib_cell_boxes_every_state():
     texts = {t.get_text() for t in cell_figure(DARTS_V2, "normal").axes[0].texts}
     assert {"$c_{k-2}$", "$c_{k-1}$", "0", "1", "2", "3", "$c_{k}$"} <= texts

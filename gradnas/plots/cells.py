@@ -144,9 +144,10 @@ def _render_dot(dot: str, source: str, stem: Path, fmt: str) -> Path:
 # Matplotlib layout, in data units at INCH_PER_UNIT inches each: boxes BOX_W x BOX_H,
 # columns COL_GAP apart (room for a 12-character op label), rows at least ROW_GAP apart.
 BOX_W, BOX_H, COL_GAP, ROW_GAP, INCH_PER_UNIT = 1.1, 0.6, 4.2, 1.5, 0.7
+COL_GAPS = tuple(COL_GAP * f for f in (1.0, 1.2, 1.4, 1.6, 1.8, 2.0))  # widths tried, in order
 # Fractions along an arrow tried for its op label, best first; the first whose label clears the
 # labels already placed and the boxes wins (off-centre first: symmetric arrows cross at the middle).
-LABEL_AT = (0.6, 0.45, 0.7, 0.5, 0.4, 0.65, 0.55, 0.35, 0.75, 0.3, 0.8, 0.25)
+LABEL_AT = (0.6, 0.45, 0.7, 0.5, 0.4, 0.65, 0.55, 0.35, 0.75, 0.3, 0.8, 0.25, 0.2, 0.85, 0.15)
 LABEL_PT = 9.5  # op label font size
 BENDS = (
     0.0,
@@ -163,7 +164,7 @@ BENDS = (
 Point = tuple[float, float]
 
 
-def _layout(nodes: Cell) -> tuple[dict[int, Point], int]:
+def _layout(nodes: Cell, col_gap: float = COL_GAP) -> tuple[dict[int, Point], int]:
     """Box centres of the states, and the output's column.
 
     Cell inputs sit in column 0 (c_{k-2} above c_{k-1}); a node sits one
@@ -184,27 +185,20 @@ def _layout(nodes: Cell) -> tuple[dict[int, Point], int]:
         shift = (sum(wish.values()) - sum(placed)) / len(placed)  # keep the column's mean height
         for s, ys in zip(states, placed):
             y[s] = ys + shift
-    pos = {s: (column[s] * COL_GAP, y[s]) for s in range(len(column))}
+    pos = {s: (column[s] * col_gap, y[s]) for s in range(len(column))}
     return pos, max(column) + 1
 
 
 def cell_figure(genotype: Genotype, cell_type: str):
     """The matplotlib fallback diagram of one cell, as a ``Figure`` (op labels are its texts)."""
     nodes, concat = cell_of(genotype, cell_type)
-    pos, out_column = _layout(nodes)
-    pos[OUTPUT] = (out_column * COL_GAP, sum(pos[j][1] for j in concat) / len(concat))
     # (source, target, label) for every arrow; concat arrows carry no label.
     arrows = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
     arrows += [(j, OUTPUT, None) for j in concat]
-    ends = _arrow_ends(arrows, pos)
-    bends = [
-        _clear_bend(start, end, [p for state, p in pos.items() if state not in (s, t)])
-        for (s, t, _), (start, end) in zip(arrows, ends)
-    ]
-    labels = _place_labels(arrows, ends, bends, list(pos.values()))
+    col_gap, (pos, out_column, ends, bends, labels, _) = _arrangement(nodes, concat, arrows)
 
     ys = [p[1] for p in pos.values()]
-    x_lo, x_hi = -BOX_W / 2 - 0.3, out_column * COL_GAP + BOX_W / 2 + 0.3
+    x_lo, x_hi = -BOX_W / 2 - 0.3, out_column * col_gap + BOX_W / 2 + 0.3
     y_lo, y_hi = min(ys) - BOX_H / 2 - 0.5, max(ys) + BOX_H / 2 + 0.5  # 0.5: room for curved arrows
     title_in = 0.5
     fig = new_figure(
@@ -243,6 +237,34 @@ def cell_figure(genotype: Genotype, cell_type: str):
             },
         )
     return fig
+
+
+def _arrangement(nodes: Cell, concat, arrows):
+    """The column gap and :func:`_arranged` layout the diagram uses.
+
+    Where arrows fan out and cross, labels may find no clear spot: the columns widen (as Graphviz
+    lengthens edges) until every label clears the boxes, the other labels and the arrows; where
+    no width in COL_GAPS clears them all, the one with the least overlap is kept."""
+    tried = []
+    for col_gap in COL_GAPS:
+        tried.append((col_gap, _arranged(nodes, concat, arrows, col_gap)))
+        if tried[-1][1][-1] <= 0:
+            break
+    return min(tried, key=lambda g: g[1][-1])
+
+
+def _arranged(nodes: Cell, concat, arrows, col_gap: float):
+    """Box centres, output column, arrow ends and bends, and labels at ``col_gap``, with how deep
+    the worst label overlaps something (0: every label is clear)."""
+    pos, out_column = _layout(nodes, col_gap)
+    pos[OUTPUT] = (out_column * col_gap, sum(pos[j][1] for j in concat) / len(concat))
+    ends = _arrow_ends(arrows, pos)
+    bends = [
+        _clear_bend(start, end, [p for state, p in pos.items() if state not in (s, t)])
+        for (s, t, _), (start, end) in zip(arrows, ends)
+    ]
+    labels, overlap = _place_labels(arrows, ends, bends, list(pos.values()))
+    return pos, out_column, ends, bends, labels, overlap
 
 
 def _arrow_ends(arrows, pos) -> list[tuple[Point, Point]]:
@@ -341,15 +363,37 @@ def _label_axis(text: str, centre: Point, angle: float) -> list[Point]:
 LABEL_HALF_H = 0.75 * LABEL_PT / 72 / INCH_PER_UNIT
 
 
-def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Point, float]]:
-    """Pick for each labelled arrow the first spot in LABEL_AT where its label overlaps no box and
-    no label placed before it (else the spot farthest from them); return (text, centre, angle)."""
+def _curve_points(start: Point, end: Point, bend: float, n: int = 40) -> list[Point]:
+    """Points along a drawn arrow, ends included."""
+    control = _control(start, end, bend)
+    return [_on_curve(start, control, end, k / n) for k in range(n + 1)]
+
+
+def _covered(axis: list[Point], points: list[Point]) -> float:
+    """How deep the label along ``axis`` covers any of ``points`` (0: none covered)."""
+    depth = 0.0
+    for px, py in points:
+        near = min(((px - x) ** 2 + (py - y) ** 2) ** 0.5 for x, y in axis)
+        depth = max(depth, LABEL_HALF_H - near)
+    return depth
+
+
+def _place_labels(
+    arrows, ends, bends, boxes: list[Point]
+) -> tuple[list[tuple[str, Point, float]], float]:
+    """Pick for each labelled arrow the first spot in LABEL_AT where its label covers no box, no
+    label placed before it and no other arrow (where arrows cross), else the spot that overlaps
+    least; return (text, centre, angle) per label and the deepest overlap left (0: none)."""
     placed: list[list[Point]] = []
     out = []
+    worst = 0.0
+    curves = [_curve_points(start, end, bend) for (start, end), bend in zip(ends, bends)]
 
-    def clash(axis: list[Point]) -> float:
-        """How deep this label runs into a box or a placed label (0: clear)."""
-        depth = 0.0
+    def clash(axis: list[Point], own: int) -> float:
+        """How deep this label runs into a box, a placed label or another arrow (0: clear)."""
+        depth = max(
+            (_covered(axis, curve) for k, curve in enumerate(curves) if k != own), default=0.0
+        )
         for x, y in axis:
             for bx, by in boxes:
                 dx, dy = BOX_W / 2 + 0.15 - abs(x - bx), BOX_H / 2 + LABEL_HALF_H - abs(y - by)
@@ -361,11 +405,11 @@ def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Po
                     depth = max(depth, gap)
         return depth
 
-    for (_, _, label), (start, end), bend in zip(arrows, ends, bends):
+    for k, ((_, _, label), (start, end), bend) in enumerate(zip(arrows, ends, bends)):
         if not label:
             continue
         spots = [_label_spot(start, end, bend, t) for t in LABEL_AT]
-        depths = [clash(_label_axis(label, centre, angle)) for centre, angle in spots]
+        depths = [clash(_label_axis(label, centre, angle), k) for centre, angle in spots]
         best = next(
             (k for k, d in enumerate(depths) if d <= 0),
             min(range(len(spots)), key=depths.__getitem__),
@@ -373,7 +417,8 @@ def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Po
         centre, angle = spots[best]
         placed.append(_label_axis(label, centre, angle))
         out.append((label, centre, angle))
-    return out
+        worst = max(worst, depths[best])
+    return out, worst
 
 
 def _arrow(ax, start: Point, end: Point, bend: float, labelled: bool) -> None:
