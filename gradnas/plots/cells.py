@@ -13,10 +13,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..genotype import Cell, Genotype
 from ._figure import PNG_DPI, new_figure, plot_style, save_figure, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CELL_TYPES = ("normal", "reduce")
 OUTPUT = "c_{k}"
@@ -161,9 +167,11 @@ BENDS = (
 )  # arc3 curvatures tried, straightest first
 
 Point = tuple[float, float]
+State = int | str  # a state's index in the cell, or OUTPUT
+Arrow = tuple[State, State, str | None]  # (source, target, op label or None)
 
 
-def _layout(nodes: Cell) -> tuple[dict[int, Point], int]:
+def _layout(nodes: Cell) -> tuple[dict[State, Point], int]:
     """Box centres of the states, and the output's column.
 
     Cell inputs sit in column 0 (c_{k-2} above c_{k-1}); a node sits one
@@ -184,17 +192,17 @@ def _layout(nodes: Cell) -> tuple[dict[int, Point], int]:
         shift = (sum(wish.values()) - sum(placed)) / len(placed)  # keep the column's mean height
         for s, ys in zip(states, placed):
             y[s] = ys + shift
-    pos = {s: (column[s] * COL_GAP, y[s]) for s in range(len(column))}
+    pos: dict[State, Point] = {s: (column[s] * COL_GAP, y[s]) for s in range(len(column))}
     return pos, max(column) + 1
 
 
-def cell_figure(genotype: Genotype, cell_type: str):
+def cell_figure(genotype: Genotype, cell_type: str) -> Figure:
     """The matplotlib fallback diagram of one cell, as a ``Figure`` (op labels are its texts)."""
     nodes, concat = cell_of(genotype, cell_type)
     pos, out_column = _layout(nodes)
     pos[OUTPUT] = (out_column * COL_GAP, sum(pos[j][1] for j in concat) / len(concat))
     # (source, target, label) for every arrow; concat arrows carry no label.
-    arrows = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
+    arrows: list[Arrow] = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
     arrows += [(j, OUTPUT, None) for j in concat]
     ends = _arrow_ends(arrows, pos)
     bends = [
@@ -217,8 +225,10 @@ def cell_figure(genotype: Genotype, cell_type: str):
     ax.axis("off")
     fig.suptitle(f"{cell_type} cell", y=1 - 0.1 / fig.get_figheight(), va="top")
     for state, (x, y) in pos.items():
-        name = OUTPUT if state == OUTPUT else state_name(state)
-        color = OUTPUT_COLOR if state == OUTPUT else INPUT_COLOR if state < 2 else NODE_COLOR
+        if isinstance(state, str):  # the only state named by a string is OUTPUT
+            name, color = OUTPUT, OUTPUT_COLOR
+        else:
+            name, color = state_name(state), INPUT_COLOR if state < 2 else NODE_COLOR
         _box(ax, x, y, f"${name}$" if name.startswith("c_") else name, color)
     for (_, _, label), (start, end), bend in zip(arrows, ends, bends):
         _arrow(ax, start, end, bend, labelled=label is not None)
@@ -245,20 +255,25 @@ def cell_figure(genotype: Genotype, cell_type: str):
     return fig
 
 
-def _arrow_ends(arrows, pos) -> list[tuple[Point, Point]]:
+def _arrow_ends(arrows: Sequence[Arrow], pos: Mapping[State, Point]) -> list[tuple[Point, Point]]:
     """Start (right side of the source box) and end (left side of the target box) of each arrow,
     spread over the box side in the order of the other ends, so arrows into one box do not share
     a head and arrows out of one box do not cross each other."""
-    outgoing, incoming = defaultdict(list), defaultdict(list)
+    outgoing: defaultdict[State, list[int]] = defaultdict(list)
+    incoming: defaultdict[State, list[int]] = defaultdict(list)
     for k, (source, target, _) in enumerate(arrows):
         outgoing[source].append(k)
         incoming[target].append(k)
-    start_y, end_y = {}, {}
+    start_y: dict[int, float] = {}
+    end_y: dict[int, float] = {}
     spread = BOX_H * 0.6
-    for groups, ends, other in ((outgoing, start_y, 1), (incoming, end_y, 0)):
+    # The other end of each arrow: its target for the source's side, its source for the target's.
+    targets = [target for _, target, _ in arrows]
+    sources = [source for source, _, _ in arrows]
+    for groups, ends, partners in ((outgoing, start_y, targets), (incoming, end_y, sources)):
         for state, ks in groups.items():
             # Highest partner first, so it gets the highest slot on this box's side.
-            ks = sorted(ks, key=lambda k: (-pos[arrows[k][other]][1], k))
+            ks = sorted(ks, key=lambda k: (-pos[partners[k]][1], k))
             for slot, k in enumerate(ks):
                 offset = spread / 2 - slot * spread / (len(ks) - 1) if len(ks) > 1 else 0.0
                 ends[k] = pos[state][1] + offset
@@ -296,7 +311,7 @@ def _clear_bend(start: Point, end: Point, boxes: list[Point]) -> float:
     return 0.0
 
 
-def _box(ax, x: float, y: float, text: str, color: str) -> None:
+def _box(ax: Axes, x: float, y: float, text: str, color: str) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     pad = 0.08
@@ -342,11 +357,16 @@ LABEL_HALF_H = (
 )  # half a label's height with its padding, data units
 
 
-def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Point, float]]:
+def _place_labels(
+    arrows: Sequence[Arrow],
+    ends: Sequence[tuple[Point, Point]],
+    bends: Sequence[float],
+    boxes: list[Point],
+) -> list[tuple[str, Point, float]]:
     """Pick for each labelled arrow the first spot in LABEL_AT where its label overlaps no box and
     no label placed before it (else the spot farthest from them); return (text, centre, angle)."""
     placed: list[list[Point]] = []
-    out = []
+    out: list[tuple[str, Point, float]] = []
 
     def clash(axis: list[Point]) -> float:
         """How deep this label runs into a box or a placed label (0: clear)."""
@@ -377,7 +397,7 @@ def _place_labels(arrows, ends, bends, boxes: list[Point]) -> list[tuple[str, Po
     return out
 
 
-def _arrow(ax, start: Point, end: Point, bend: float, labelled: bool) -> None:
+def _arrow(ax: Axes, start: Point, end: Point, bend: float, labelled: bool) -> None:
     ax.annotate(
         "",
         xy=end,
