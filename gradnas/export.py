@@ -24,6 +24,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -43,7 +44,7 @@ class ExportError(GradnasError, ValueError):
     """A model that cannot be exported as asked, or an export file that cannot be read."""
 
 
-def _target(path: str | os.PathLike) -> Path:
+def _target(path: str | os.PathLike[str]) -> Path:
     """Check that ``path`` can be written before any work is done."""
     path = Path(path)
     if not path.parent.is_dir():
@@ -78,7 +79,10 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def _in_eval_mode(model: nn.Module, run: Callable[[], object]) -> object:
+T = TypeVar("T")
+
+
+def _in_eval_mode(model: nn.Module, run: Callable[[], T]) -> T:
     """Run ``run`` with ``model`` in eval mode, then restore the mode it had."""
     was_training = model.training
     model.eval()
@@ -133,7 +137,7 @@ def _quiet_exporter() -> Iterator[None]:
         registration.setLevel(level)
 
 
-def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike) -> int:
+def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str]) -> int:
     """Write the eval-mode forward of ``model`` to ``path`` as ONNX; return its opset.
 
     The weights are stored inside the one file (no external data), which
@@ -159,12 +163,15 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
                 verbose=False,
             ),
         )
+        if program is None:  # torch returns None only for the legacy exporter (dynamo=False)
+            raise ExportError("torch.onnx.export returned no ONNX program")
         program.save(tmp, external_data=False)
     saved = onnx.load(str(path), load_external_data=False)
-    return next(o.version for o in saved.opset_import if o.domain in ("", "ai.onnx"))
+    opset: int = next(o.version for o in saved.opset_import if o.domain in ("", "ai.onnx"))
+    return opset
 
 
-def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike) -> None:
+def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str]) -> None:
     """Write the eval-mode forward of ``model`` to ``path`` with ``torch.export`` (load with
     :func:`load_pt2`).
     """
@@ -178,7 +185,7 @@ def export_pt2(model: nn.Module, example_input: torch.Tensor, path: str | os.Pat
             torch.export.save(program, f)
 
 
-def load_pt2(path: str | os.PathLike) -> torch.export.ExportedProgram:
+def load_pt2(path: str | os.PathLike[str]) -> torch.export.ExportedProgram:
     """Read a file of :func:`export_pt2`; call ``load_pt2(path).module()(x)`` to run it."""
     path = Path(path)
     if not path.is_file():
@@ -189,7 +196,9 @@ def load_pt2(path: str | os.PathLike) -> torch.export.ExportedProgram:
         raise ExportError(f"{str(path)!r} is not a readable torch.export program ({err})") from None
 
 
-def max_abs_difference_onnx(path: str | os.PathLike, model: nn.Module, x: torch.Tensor) -> float:
+def max_abs_difference_onnx(
+    path: str | os.PathLike[str], model: nn.Module, x: torch.Tensor
+) -> float:
     """Largest absolute difference between the ONNX file's output and ``model``'s eval output on ``x``.
 
     Runs the file with onnxruntime on the CPU, the check after an export.
@@ -207,5 +216,6 @@ def max_abs_difference_onnx(path: str | os.PathLike, model: nn.Module, x: torch.
     (onnx_input,) = session.get_inputs()
     (got,) = session.run(None, {onnx_input.name: x.detach().cpu().numpy()})
     with torch.no_grad():
-        expected = _in_eval_mode(model, lambda: model(x))
-    return (torch.from_numpy(got) - expected.detach().cpu()).abs().max().item()
+        expected: torch.Tensor = _in_eval_mode(model, lambda: model(x))
+    largest: float = (torch.from_numpy(got) - expected.detach().cpu()).abs().max().item()
+    return largest

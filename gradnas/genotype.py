@@ -28,7 +28,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import GradnasError
 
@@ -46,9 +46,23 @@ PRIMITIVES: tuple[str, ...] = (
 Edge = tuple[str, int]
 Node = tuple[Edge, ...]
 Cell = tuple[Node, ...]
+# What the constructor accepts: lists or tuples at every level, as JSON and
+# the published genotypes.py files write them; it freezes them into a Cell.
+EdgeLike = tuple[str, int] | Sequence[str | int]
+CellLike = Sequence[Sequence[EdgeLike]]
 
 _CELLS = ("normal", "reduce")
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+
+
+class GenotypeDict(TypedDict):
+    """``Genotype.to_dict()``, as written to a run folder's JSON: each cell a
+    list of nodes, each node a list of ``[op, index]`` edges."""
+
+    normal: list[list[list[str | int]]]
+    normal_concat: list[int]
+    reduce: list[list[list[str | int]]]
+    reduce_concat: list[int]
 
 
 class GenotypeError(GradnasError, ValueError):
@@ -74,20 +88,21 @@ def _op_name(op: Any, where: str) -> str:
 def _index(i: Any, where: str) -> int:
     if not _is_int(i):
         raise GenotypeError(f"{where}: index must be an int, got {i!r}")
-    if i < 0:
-        raise GenotypeError(f"{where}: index must be >= 0, got {i}")
-    return i
+    index: int = i  # _is_int checked it
+    if index < 0:
+        raise GenotypeError(f"{where}: index must be >= 0, got {index}")
+    return index
 
 
 def _as_cell(value: Any, key: str) -> Cell:
     """Check the shape of one cell and freeze it into nested tuples."""
     if not isinstance(value, (list, tuple)):
         raise GenotypeError(f"{key}: expected a list of nodes, got {type(value).__name__}")
-    nodes = []
+    nodes: list[Node] = []
     for j, node in enumerate(value):
         if not isinstance(node, (list, tuple)):
             raise GenotypeError(f"{key}, node {j}: expected a list of edges, got {node!r}")
-        edges = []
+        edges: list[Edge] = []
         for e, edge in enumerate(node):
             where = f"{key}, node {j}, edge {e}"
             if not isinstance(edge, (list, tuple)) or len(edge) != 2:
@@ -103,21 +118,32 @@ def _as_concat(value: Any, key: str) -> tuple[int, ...]:
     return tuple(_index(i, f"{key}[{n}]") for n, i in enumerate(value))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Genotype:
-    """Two cells (normal, reduce) and the node indices each cell concatenates."""
+    """Two cells (normal, reduce) and the node indices each cell concatenates.
+
+    The constructor takes lists or tuples (and a ``range`` for a concat) and
+    checks and freezes them, so the fields are always nested tuples.
+    """
 
     normal: Cell
     normal_concat: tuple[int, ...]
     reduce: Cell
     reduce_concat: tuple[int, ...]
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        normal: CellLike,
+        normal_concat: Sequence[int],
+        reduce: CellLike,
+        reduce_concat: Sequence[int],
+    ) -> None:
         # Lists become tuples so that equal content means equal and hashable.
-        for key in _CELLS:
-            object.__setattr__(self, key, _as_cell(getattr(self, key), key))
-            concat = f"{key}_concat"
-            object.__setattr__(self, concat, _as_concat(getattr(self, concat), concat))
+        # Frozen: the fields are set once, here, past the dataclass' __setattr__.
+        object.__setattr__(self, "normal", _as_cell(normal, "normal"))
+        object.__setattr__(self, "normal_concat", _as_concat(normal_concat, "normal_concat"))
+        object.__setattr__(self, "reduce", _as_cell(reduce, "reduce"))
+        object.__setattr__(self, "reduce_concat", _as_concat(reduce_concat, "reduce_concat"))
 
     @classmethod
     def from_flat(
@@ -131,9 +157,9 @@ class Genotype:
         """Build from DARTS' flat (op, index) lists, ``inputs_per_node`` pairs per node."""
         if not _is_int(inputs_per_node) or inputs_per_node < 1:
             raise GenotypeError(f"inputs_per_node must be a positive int, got {inputs_per_node!r}")
-        cells = []
-        for key, pairs in (("normal", normal_pairs), ("reduce", reduce_pairs)):
-            pairs = list(pairs)
+        cells: list[list[list[Edge]]] = []
+        for key, given in (("normal", normal_pairs), ("reduce", reduce_pairs)):
+            pairs = list(given)
             if len(pairs) % inputs_per_node:
                 raise GenotypeError(
                     f"{key}: {len(pairs)} pairs is not a multiple of "
@@ -144,13 +170,18 @@ class Genotype:
             )
         return cls(cells[0], tuple(normal_concat), cells[1], tuple(reduce_concat))
 
-    def to_dict(self) -> dict[str, list]:
+    def to_dict(self) -> GenotypeDict:
         """JSON-friendly dict: cells as lists of nodes of [op, index] lists."""
-        out: dict[str, list] = {}
-        for key in _CELLS:
-            out[key] = [[[op, i] for op, i in node] for node in getattr(self, key)]
-            out[f"{key}_concat"] = list(getattr(self, f"{key}_concat"))
-        return out
+
+        def cell(nodes: Cell) -> list[list[list[str | int]]]:
+            return [[[op, i] for op, i in node] for node in nodes]
+
+        return {
+            "normal": cell(self.normal),
+            "normal_concat": list(self.normal_concat),
+            "reduce": cell(self.reduce),
+            "reduce_concat": list(self.reduce_concat),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Genotype:
@@ -286,6 +317,8 @@ class _Parser:
             if m is None:
                 raise GenotypeError(f"unexpected character {text[pos]!r} at position {pos}")
             kind, tok = m.lastgroup, m.group()
+            if kind is None:  # never: every alternative of _TOKEN is a named group
+                raise GenotypeError(f"unexpected character {text[pos]!r} at position {pos}")
             if kind != "skip":
                 value = tok[1:-1] if kind == "str" else _int(tok, pos) if kind == "int" else tok
                 self.tokens.append((kind, value, pos))
@@ -372,8 +405,8 @@ class _Parser:
             return items[0] if len(items) == 1 and not comma else items
         raise self.fail("a string, int, list, tuple or range(...)")
 
-    def items(self, close: str, depth: int) -> tuple[list, bool]:
-        out: list = []
+    def items(self, close: str, depth: int) -> tuple[list[Any], bool]:
+        out: list[Any] = []
         comma = False
         while not self.accept(close):
             out.append(self.value(depth))
@@ -388,7 +421,7 @@ def _is_edge(x: Any) -> bool:
     return isinstance(x, list) and len(x) == 2 and isinstance(x[0], str)
 
 
-def _group_cell(items: Any, key: str) -> list:
+def _group_cell(items: Any, key: str) -> list[Any]:
     """Flat pair list -> 2 per node (DARTS); list of pair lists -> one node each."""
     if not isinstance(items, list):
         raise GenotypeError(f"{key}: expected a list, got {items!r}")

@@ -80,7 +80,8 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        counter = FlopCounterMode(display=False)  # outside the with: its __enter__ is untyped
+        with torch.no_grad(), counter:
             model(x)
     except RuntimeError as err:
         raise ValueError(f"the model cannot run on inputs of shape {shape}: {err}") from None

@@ -212,7 +212,7 @@ def convert_sync_batchnorm(module: nn.Module, device: torch.device) -> None:
             "tensors only; run without it on CPUs"
         )
     for name, child in list(module.named_children()):
-        converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
+        converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         if converted is not child:
             setattr(module, name, converted)
 

@@ -12,10 +12,23 @@ copied supernet bound to the copied alphas (Python's copy memo shares them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
+
+
+def sum_tensors(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """``sum(terms)``, typed as the tensor it is.
+
+    The builtin ``sum`` starts from ``0``, so its type admits an ``int``
+    result; that happens only for no terms, which no mutable ever sums, and
+    is an error here instead of a silent ``0`` returned as an output.
+    """
+    total = sum(terms)
+    if not isinstance(total, torch.Tensor):
+        raise ValueError("sum_tensors needs at least one tensor")
+    return total
 
 
 class MutableModule(nn.Module):
@@ -30,6 +43,9 @@ class MutableModule(nn.Module):
             No ``.`` in it, since it keys an ``nn.ParameterDict``.
         num_chosen: how many choices the final architecture keeps.
     """
+
+    # A registered buffer (see __init__); declared here so its type is known.
+    choice_mask: torch.Tensor
 
     def __init__(
         self,
@@ -162,7 +178,8 @@ class MutableModule(nn.Module):
     @property
     def arch_param(self) -> nn.Parameter | None:
         """The alpha bound by a mutator, or None."""
-        return self.__dict__["_arch_param"]
+        arch_param: nn.Parameter | None = self.__dict__["_arch_param"]
+        return arch_param
 
     def _resolve_arch_param(
         self, arch_param: torch.Tensor | None, like: torch.Tensor
@@ -194,12 +211,12 @@ class MutableModule(nn.Module):
     def _sum_chosen(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         """Unweighted sum of the present choices, choice i on ``inputs[i]``
         where i indexes ``full_choice_names``."""
-        outputs = [
+        outputs: list[torch.Tensor] = [
             self.choices[name](inputs[i])
             for i, name in enumerate(self.full_choice_names)
             if name in self.choices
         ]
-        return outputs[0] if len(outputs) == 1 else sum(outputs)
+        return outputs[0] if len(outputs) == 1 else sum_tensors(outputs)
 
     def extra_repr(self) -> str:
         return f"space_id={self.space_id!r}, num_chosen={self.num_chosen}"

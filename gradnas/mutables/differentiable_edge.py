@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MutableModule
+from .base import MutableModule, sum_tensors
 
 
 class DifferentiableEdge(MutableModule):
@@ -54,6 +54,6 @@ class DifferentiableEdge(MutableModule):
         if alpha is None:
             return self._sum_chosen(prev_inputs)
         probs = self.compute_arch_probs(alpha)
-        return sum(
+        return sum_tensors(
             probs[i] * module(prev_inputs[i]) for i, module in enumerate(self.choices.values())
         )

@@ -15,8 +15,10 @@ def scaled_output(choice: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> t
     """``weight * choice(x)``, computed by the choice as ``choice(x, weight)`` when
     its class sets ``takes_scale = True``."""
     if getattr(choice, "takes_scale", False):
-        return choice(x, weight)
-    return weight * choice(x)
+        scaled: torch.Tensor = choice(x, weight)
+        return scaled
+    out: torch.Tensor = choice(x)
+    return weight * out
 
 
 def weighted_sum(

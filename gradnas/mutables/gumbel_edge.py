@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from .base import sum_tensors
 from .differentiable_edge import DifferentiableEdge
 from .gumbel import check_temperature, gumbel_noise, gumbel_weights
 
@@ -57,6 +58,5 @@ class GumbelEdge(DifferentiableEdge):
             alpha, self.gumbel_noise(alpha), self.tau, self.hard, self.num_chosen
         )
         modules = self.choice_modules
-        if indices is None:
-            indices = range(len(modules))
-        return sum(weights[i] * modules[i](prev_inputs[i]) for i in indices)
+        terms: Sequence[int] = range(len(modules)) if indices is None else indices
+        return sum_tensors(weights[i] * modules[i](prev_inputs[i]) for i in terms)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .base import MutableModule
+from .base import MutableModule, sum_tensors
 
 
 class OneShotEdge(MutableModule):
@@ -57,7 +57,7 @@ class OneShotEdge(MutableModule):
         """Make the next forwards run exactly the choices ``names``."""
         self.active = self.check_active(names)
 
-    def export(self, chosen) -> None:
+    def export(self, chosen: Sequence[str]) -> None:
         super().export(chosen)
         self.active = tuple(self.choice_names)
 
@@ -76,5 +76,7 @@ class OneShotEdge(MutableModule):
                 f"In {self.space_id}: no active inputs; call "
                 f"OneShotMutator.set_subnet(...) or sample_subnet() first"
             )
-        outputs = [self.choices[name](prev_inputs[self._input_index[name]]) for name in self.active]
-        return outputs[0] if len(outputs) == 1 else sum(outputs)
+        outputs: list[torch.Tensor] = [
+            self.choices[name](prev_inputs[self._input_index[name]]) for name in self.active
+        ]
+        return outputs[0] if len(outputs) == 1 else sum_tensors(outputs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ class OneShotOP(MutableModule):
             )
         self.active = name
 
-    def export(self, chosen) -> None:
+    def export(self, chosen: Sequence[str]) -> None:
         super().export(chosen)
         self.active = self.choice_names[0] if self.num_choices == 1 else None
 
@@ -41,4 +41,5 @@ class OneShotOP(MutableModule):
                 f"In {self.space_id}: no active choice; call "
                 f"OneShotMutator.set_subnet(...) or sample_subnet() first"
             )
-        return self.choices[self.active](x)
+        out: torch.Tensor = self.choices[self.active](x)
+        return out

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 
 from ..mutables import MutableModule
+
+
+@runtime_checkable
+class _TakesTemperature(Protocol):
+    """A mutable that samples with a Gumbel temperature (GumbelOP, GumbelEdge)."""
+
+    def set_temperature(self, tau: float) -> None: ...
 
 
 def group_mutables(supernet: nn.Module) -> dict[str, list[MutableModule]]:
@@ -78,16 +87,22 @@ class DiffMutator(nn.Module):
                 if not mutable.is_exported:
                     mutable.bind_arch_param(alpha)
 
-    def _apply(self, fn, *args, **kwargs):
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], *args: Any, **kwargs: Any
+    ) -> DiffMutator:
         # .to()/.double() may replace the Parameter objects (torch's
         # overwrite/swap-on-conversion settings); rebind so the supernet
         # keeps reading the mutator's current alphas.
-        result = super()._apply(fn, *args, **kwargs)
+        result: DiffMutator = super()._apply(fn, *args, **kwargs)  # type: ignore[no-untyped-call]  # torch leaves Module._apply unannotated
         self._rebind()
         return result
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> _IncompatibleKeys:
+        result: _IncompatibleKeys = super().load_state_dict(
+            state_dict, strict=strict, assign=assign
+        )
         self._rebind()
         return result
 
@@ -127,5 +142,5 @@ class DiffMutator(nn.Module):
         """Set the Gumbel temperature of every mutable that samples."""
         for members in self.search_spaces.values():
             for mutable in members:
-                if hasattr(mutable, "set_temperature"):
+                if isinstance(mutable, _TakesTemperature):
                     mutable.set_temperature(tau)

@@ -135,7 +135,7 @@ class OneShotMutator(nn.Module):
         missing = sorted(self._required(subnet) - set(subnet))
         if missing:
             raise ValueError(f"the subnet has no choice for {missing}")
-        active: dict[str, object] = {}
+        active: dict[str, str | tuple[str, ...]] = {}
         for space_id, entry in subnet.items():
             first = self.search_spaces[space_id][0]
             if not isinstance(entry, Mapping) or "chosen" not in entry:
@@ -154,8 +154,16 @@ class OneShotMutator(nn.Module):
                 )
             active[space_id] = chosen[0]
         for space_id, members in self.search_spaces.items():
+            # An edge's choice is a tuple of names, an op's one name (built above).
+            choice = active.get(space_id)
             for mutable in members:
-                if space_id in active:
-                    mutable.set_active(active[space_id])
-                else:
-                    mutable.active = None
+                if isinstance(mutable, OneShotEdge):
+                    if isinstance(choice, tuple):
+                        mutable.set_active(choice)
+                    else:
+                        mutable.active = None
+                elif isinstance(mutable, OneShotOP):
+                    if isinstance(choice, str):
+                        mutable.set_active(choice)
+                    else:
+                        mutable.active = None

@@ -15,14 +15,30 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..genotype import Genotype
 from ._figure import new_figure, plot_style, save_figure
 from .cells import CELL_TYPES, state_name
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+RGBA = tuple[float, float, float, float]
+
+
+class LineStyle(TypedDict):
+    """Keyword arguments of a matplotlib line."""
+
+    color: str
+    lw: float
+    ls: str
+
+
 OP_SPACE_ID = re.compile(r"^(normal|reduce)_node(\d+)_input(\d+)$")
 DERIVED_LW, OTHER_LW = 2.8, 1.2  # line widths: the op the genotype keeps stands out
-UNIFORM_STYLE = {
+UNIFORM_STYLE: LineStyle = {
     "color": "0.4",
     "lw": 1.0,
     "ls": ":",
@@ -39,7 +55,7 @@ class AlphaHistory:
     probs: dict[str, tuple[tuple[float, ...], ...]]  # space id -> per epoch, one weight per choice
 
     @classmethod
-    def from_json(cls, alphas: Mapping) -> AlphaHistory:
+    def from_json(cls, alphas: Mapping[str, Any]) -> AlphaHistory:
         """Check the structure and lengths of ``alphas``; every problem is one ValueError naming it."""
         if not isinstance(alphas, Mapping) or "choices" not in alphas or "history" not in alphas:
             raise ValueError("alphas: expected a dict with keys 'choices' and 'history'")
@@ -52,7 +68,8 @@ class AlphaHistory:
             raise ValueError(
                 "alphas: 'history' must be a non-empty list of {'epoch', 'probs'} entries"
             )
-        epochs, probs = [], {sid: [] for sid in choices}
+        epochs: list[float] = []
+        probs: dict[str, list[tuple[float, ...]]] = {sid: [] for sid in choices}
         for n, entry in enumerate(history):
             if (
                 not isinstance(entry, Mapping)
@@ -86,7 +103,7 @@ def _number(value: object, where: str) -> float:
 
 def op_edges(history: AlphaHistory, cell_type: str) -> dict[tuple[int, int], str]:
     """(node, input state) -> space id of every op decision of one cell type."""
-    edges = {}
+    edges: dict[tuple[int, int], str] = {}
     for sid in history.choices:
         match = OP_SPACE_ID.match(sid)
         if match and match[1] == cell_type:
@@ -103,7 +120,7 @@ def kept_ops(
     """(node, input state) -> op for every edge the genotype keeps; each must be a drawn edge and choice."""
     if genotype is None:
         return {}
-    kept = {}
+    kept: dict[tuple[int, int], str] = {}
     for i, node in enumerate(getattr(genotype, cell_type)):
         for op, j in node:
             sid = edges.get((i, j))
@@ -116,7 +133,7 @@ def kept_ops(
     return kept
 
 
-def alphas_figure(history: AlphaHistory, genotype: Genotype | None, cell_type: str):
+def alphas_figure(history: AlphaHistory, genotype: Genotype | None, cell_type: str) -> Figure:
     """One cell type's figure: a panel per edge (row: node, column: input state), a line per op."""
     edges = op_edges(history, cell_type)
     if not edges:
@@ -189,14 +206,14 @@ def alphas_figure(history: AlphaHistory, genotype: Genotype | None, cell_type: s
 
 
 def _panel(
-    ax,
+    ax: Axes,
     history: AlphaHistory,
     sid: str,
     i: int,
     j: int,
     kept_op: str | None,
     marking: bool,
-    colors: Mapping[str, object],
+    colors: Mapping[str, RGBA],
 ) -> None:
     """One edge's panel: a line per op over the epochs. When ``marking`` (a genotype is given), a kept
     edge gets a star, a bold title and frame, and a dropped edge a grey title."""
@@ -227,7 +244,9 @@ def _panel(
     ax.tick_params(labelbottom=True)  # shared x, but every panel's epochs stay readable
 
 
-def plot_alphas(alphas: Mapping, genotype: Genotype | None, out_prefix: Path) -> list[Path]:
+def plot_alphas(
+    alphas: Mapping[str, Any], genotype: Genotype | None, out_prefix: Path
+) -> list[Path]:
     """Draw ``<out_prefix>_normal.png/.svg`` and ``<out_prefix>_reduce.png/.svg`` from ``alphas.json``
     content, marking the edges and ops ``genotype`` keeps (if given); returns the paths written.
     A cell type without op decisions in ``alphas`` is skipped."""

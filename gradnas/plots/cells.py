@@ -13,10 +13,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..genotype import Cell, Genotype
 from ._figure import PNG_DPI, new_figure, plot_style, save_figure, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CELL_TYPES = ("normal", "reduce")
 OUTPUT = "c_{k}"
@@ -162,9 +168,20 @@ BENDS = (
 )  # arc3 curvatures tried, straightest first
 
 Point = tuple[float, float]
+State = int | str  # a state's index in the cell, or OUTPUT
+Arrow = tuple[State, State, str | None]  # (source, target, op label or None)
+# (box centres, output column, arrow ends, arrow bends, labels, deepest label overlap)
+Arrangement = tuple[
+    dict[State, Point],
+    int,
+    list[tuple[Point, Point]],
+    list[float],
+    list[tuple[str, Point, float]],
+    float,
+]
 
 
-def _layout(nodes: Cell, col_gap: float = COL_GAP) -> tuple[dict[int, Point], int]:
+def _layout(nodes: Cell, col_gap: float = COL_GAP) -> tuple[dict[State, Point], int]:
     """Box centres of the states, and the output's column.
 
     Cell inputs sit in column 0 (c_{k-2} above c_{k-1}); a node sits one
@@ -185,15 +202,15 @@ def _layout(nodes: Cell, col_gap: float = COL_GAP) -> tuple[dict[int, Point], in
         shift = (sum(wish.values()) - sum(placed)) / len(placed)  # keep the column's mean height
         for s, ys in zip(states, placed):
             y[s] = ys + shift
-    pos = {s: (column[s] * col_gap, y[s]) for s in range(len(column))}
+    pos: dict[State, Point] = {s: (column[s] * col_gap, y[s]) for s in range(len(column))}
     return pos, max(column) + 1
 
 
-def cell_figure(genotype: Genotype, cell_type: str):
+def cell_figure(genotype: Genotype, cell_type: str) -> Figure:
     """The matplotlib fallback diagram of one cell, as a ``Figure`` (op labels are its texts)."""
     nodes, concat = cell_of(genotype, cell_type)
     # (source, target, label) for every arrow; concat arrows carry no label.
-    arrows = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
+    arrows: list[Arrow] = [(j, m + 2, op) for m, node in enumerate(nodes) for op, j in node]
     arrows += [(j, OUTPUT, None) for j in concat]
     col_gap, (pos, out_column, ends, bends, labels, _) = _arrangement(nodes, concat, arrows)
 
@@ -211,8 +228,10 @@ def cell_figure(genotype: Genotype, cell_type: str):
     ax.axis("off")
     fig.suptitle(f"{cell_type} cell", y=1 - 0.1 / fig.get_figheight(), va="top")
     for state, (x, y) in pos.items():
-        name = OUTPUT if state == OUTPUT else state_name(state)
-        color = OUTPUT_COLOR if state == OUTPUT else INPUT_COLOR if state < 2 else NODE_COLOR
+        if isinstance(state, str):  # the only state named by a string is OUTPUT
+            name, color = OUTPUT, OUTPUT_COLOR
+        else:
+            name, color = state_name(state), INPUT_COLOR if state < 2 else NODE_COLOR
         _box(ax, x, y, f"${name}$" if name.startswith("c_") else name, color)
     for (_, _, label), (start, end), bend in zip(arrows, ends, bends):
         _arrow(ax, start, end, bend, labelled=label is not None)
@@ -239,13 +258,15 @@ def cell_figure(genotype: Genotype, cell_type: str):
     return fig
 
 
-def _arrangement(nodes: Cell, concat, arrows):
+def _arrangement(
+    nodes: Cell, concat: Sequence[int], arrows: Sequence[Arrow]
+) -> tuple[float, Arrangement]:
     """The column gap and :func:`_arranged` layout the diagram uses.
 
     Where arrows fan out and cross, labels may find no clear spot: the columns widen (as Graphviz
     lengthens edges) until every label clears the boxes, the other labels and the arrows; where
     no width in COL_GAPS clears them all, the one with the least overlap is kept."""
-    tried = []
+    tried: list[tuple[float, Arrangement]] = []
     for col_gap in COL_GAPS:
         tried.append((col_gap, _arranged(nodes, concat, arrows, col_gap)))
         if tried[-1][1][-1] <= 0:
@@ -253,7 +274,9 @@ def _arrangement(nodes: Cell, concat, arrows):
     return min(tried, key=lambda g: g[1][-1])
 
 
-def _arranged(nodes: Cell, concat, arrows, col_gap: float):
+def _arranged(
+    nodes: Cell, concat: Sequence[int], arrows: Sequence[Arrow], col_gap: float
+) -> Arrangement:
     """Box centres, output column, arrow ends and bends, and labels at ``col_gap``, with how deep
     the worst label overlaps something (0: every label is clear)."""
     pos, out_column = _layout(nodes, col_gap)
@@ -267,20 +290,25 @@ def _arranged(nodes: Cell, concat, arrows, col_gap: float):
     return pos, out_column, ends, bends, labels, overlap
 
 
-def _arrow_ends(arrows, pos) -> list[tuple[Point, Point]]:
+def _arrow_ends(arrows: Sequence[Arrow], pos: Mapping[State, Point]) -> list[tuple[Point, Point]]:
     """Start (right side of the source box) and end (left side of the target box) of each arrow,
     spread over the box side in the order of the other ends, so arrows into one box do not share
     a head and arrows out of one box do not cross each other."""
-    outgoing, incoming = defaultdict(list), defaultdict(list)
+    outgoing: defaultdict[State, list[int]] = defaultdict(list)
+    incoming: defaultdict[State, list[int]] = defaultdict(list)
     for k, (source, target, _) in enumerate(arrows):
         outgoing[source].append(k)
         incoming[target].append(k)
-    start_y, end_y = {}, {}
+    start_y: dict[int, float] = {}
+    end_y: dict[int, float] = {}
     spread = BOX_H * 0.6
-    for groups, ends, other in ((outgoing, start_y, 1), (incoming, end_y, 0)):
+    # The other end of each arrow: its target for the source's side, its source for the target's.
+    targets = [target for _, target, _ in arrows]
+    sources = [source for source, _, _ in arrows]
+    for groups, ends, partners in ((outgoing, start_y, targets), (incoming, end_y, sources)):
         for state, ks in groups.items():
             # Highest partner first, so it gets the highest slot on this box's side.
-            ks = sorted(ks, key=lambda k: (-pos[arrows[k][other]][1], k))
+            ks = sorted(ks, key=lambda k: (-pos[partners[k]][1], k))
             for slot, k in enumerate(ks):
                 offset = spread / 2 - slot * spread / (len(ks) - 1) if len(ks) > 1 else 0.0
                 ends[k] = pos[state][1] + offset
@@ -318,7 +346,7 @@ def _clear_bend(start: Point, end: Point, boxes: list[Point]) -> float:
     return 0.0
 
 
-def _box(ax, x: float, y: float, text: str, color: str) -> None:
+def _box(ax: Axes, x: float, y: float, text: str, color: str) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     pad = 0.08
@@ -379,13 +407,16 @@ def _covered(axis: list[Point], points: list[Point]) -> float:
 
 
 def _place_labels(
-    arrows, ends, bends, boxes: list[Point]
+    arrows: Sequence[Arrow],
+    ends: Sequence[tuple[Point, Point]],
+    bends: Sequence[float],
+    boxes: list[Point],
 ) -> tuple[list[tuple[str, Point, float]], float]:
     """Pick for each labelled arrow the first spot in LABEL_AT where its label covers no box, no
     label placed before it and no other arrow (where arrows cross), else the spot that overlaps
     least; return (text, centre, angle) per label and the deepest overlap left (0: none)."""
     placed: list[list[Point]] = []
-    out = []
+    out: list[tuple[str, Point, float]] = []
     worst = 0.0
     curves = [_curve_points(start, end, bend) for (start, end), bend in zip(ends, bends)]
 
@@ -421,7 +452,7 @@ def _place_labels(
     return out, worst
 
 
-def _arrow(ax, start: Point, end: Point, bend: float, labelled: bool) -> None:
+def _arrow(ax: Axes, start: Point, end: Point, bend: float, labelled: bool) -> None:
     ax.annotate(
         "",
         xy=end,

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._figure import new_figure, plot_style, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REQUIRED_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
 TRAIN_COLOR, VAL_COLOR, TAU_COLOR = "tab:blue", "tab:orange", "tab:purple"
@@ -46,7 +50,7 @@ def metric_columns(rows: Sequence[Mapping[str, object]]) -> dict[str, list[float
     return columns
 
 
-def curves_figure(columns: Mapping[str, Sequence[float]]):
+def curves_figure(columns: Mapping[str, Sequence[float]]) -> Figure:
     """Loss and accuracy panels (train and validation), plus a temperature panel when ``tau`` is given."""
     from matplotlib.ticker import MaxNLocator
 

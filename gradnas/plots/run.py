@@ -12,6 +12,7 @@ import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..genotype import Genotype, GenotypeError
 from .alphas import plot_alphas
@@ -40,7 +41,8 @@ def read_genotype(path: Path) -> Genotype:
         raise ValueError(f"{path}: {err}") from None
 
 
-def read_alphas(path: Path) -> dict:
+def read_alphas(path: Path) -> Any:
+    """The parsed JSON, any JSON value: ``AlphaHistory.from_json`` checks its structure."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -11,6 +11,7 @@ inputs with one fixed op each. The cell itself does not know which.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,14 +31,16 @@ class DenseGradient(torch.autograd.Function):
     dense channels-last ones, so the cell densifies them once, here.
     """
 
+    # ctx is Any: it carries the attributes forward sets for backward, which
+    # torch's FunctionCtx does not declare.
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
         ctx.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return grad.contiguous(memory_format=ctx.memory_format)
 
 
@@ -93,4 +96,8 @@ class Cell(nn.Module):
         with sharing_input_work():
             for edge, inputs in zip(self.nodes, self.node_inputs):
                 states.append(edge([states[j] for j in inputs]))
-        return torch.cat([DenseGradient.apply(states[i]) for i in self.concat], dim=1)
+        dense = [
+            DenseGradient.apply(states[i])  # type: ignore[no-untyped-call]  # torch leaves Function.apply unannotated
+            for i in self.concat
+        ]
+        return torch.cat(dense, dim=1)

@@ -132,7 +132,8 @@ class AuxiliaryHead(nn.Module):
                 f"small for it: build the network with auxiliary=False"
             )
         out = self.features(x)  # (N, 768, h, w), h = w = 1 at DARTS' sizes
-        return self.classifier(out.mean(dim=(2, 3)))
+        logits: torch.Tensor = self.classifier(out.mean(dim=(2, 3)))
+        return logits
 
 
 class _DerivedNetwork(nn.Module):
@@ -142,6 +143,11 @@ class _DerivedNetwork(nn.Module):
     1/3 and 2/3 of the depth, doubling the channels), the optional auxiliary
     head after cell ``2 * layers // 3`` and the drop-path switch.
     """
+
+    # Set by the subclasses' __init__ (the head only with auxiliary=True).
+    auxiliary_head: AuxiliaryHead
+    global_pooling: nn.AdaptiveAvgPool2d
+    classifier: nn.Linear
 
     def __init__(
         self,

@@ -33,13 +33,25 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The memo of the innermost active sharing_input_work() block, or None outside one.
-_SHARED_WORK: ContextVar[dict | None] = ContextVar("gradnas_darts_shared_work", default=None)
+# What one input is recognised by in the memo (see shared()).
+InputKey = tuple[
+    Hashable, int, tuple[int, ...], tuple[int, ...], torch.dtype, torch.device, bool, int
+]
+# The memo of the innermost active sharing_input_work() block, or None outside one:
+# input key -> (the input, kept alive so its address is not reused; the output).
+_SHARED_WORK: ContextVar[dict[InputKey, tuple[torch.Tensor, torch.Tensor]] | None] = ContextVar(
+    "gradnas_darts_shared_work", default=None
+)
+
+# An op's BatchNorm: built as BatchNorm2d, replaced by SyncBatchNorm under torchrun with
+# sync_bn (parallel.convert_sync_batchnorm).
+BatchNorm = nn.BatchNorm2d | nn.SyncBatchNorm
 
 
 @contextmanager
@@ -73,7 +85,7 @@ def shared(
     # a fake tensor under torch.export / torch.compile tracing has no memory to compare
     except RuntimeError:
         return compute(x)
-    same_input = (
+    same_input: InputKey = (
         key,
         address,
         tuple(x.shape),
@@ -91,18 +103,16 @@ def shared(
     return out
 
 
-def scaled_batch_norm(
-    bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None
-) -> torch.Tensor:
+def scaled_batch_norm(bn: BatchNorm, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     """``scale * bn(x)`` as one BatchNorm call, ``scale`` (a 0-d tensor) folded into its affine weight.
 
     Running statistics, momentum and ``num_batches_tracked`` are handled
     exactly as ``nn.BatchNorm2d.forward`` handles them.
     """
-    if scale is None:
-        return bn(x)
-    if isinstance(bn, nn.SyncBatchNorm):  # its statistics come from all ranks: keep its own forward
-        return bn(x) * scale
+    if scale is None or isinstance(bn, nn.SyncBatchNorm):
+        # SyncBatchNorm's statistics come from all ranks: keep its own forward.
+        out: torch.Tensor = bn(x)
+        return out if scale is None else out * scale
     # Materialised, not a stride-0 expand: with a channels-last input, torch 2.13's CPU
     # BatchNorm backward computes a wrong input gradient for an expanded weight.
     weight = scale.expand(x.shape[1]).contiguous() if bn.weight is None else bn.weight * scale
@@ -139,14 +149,15 @@ def subgrid_form(conv: nn.Conv2d) -> int | None:
     That holds for a dilation ``d > 1`` with "same" padding ``d * (k - 1) / 2``
     (odd square kernel, zero padding) and stride 1 or ``d``.
     """
+    # A string padding ("same", "valid") is checked first: it does not unpack into a pair.
+    if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
+        return None
     (k, k_w), (d, d_w), (p, p_w), (s, s_w) = (
         conv.kernel_size,
         conv.dilation,
         conv.padding,
         conv.stride,
     )
-    if isinstance(conv.padding, str) or conv.padding_mode != "zeros":
-        return None
     if not (k == k_w and d == d_w and p == p_w and s == s_w) or d < 2 or k % 2 == 0:
         return None
     if p != d * (k - 1) // 2 or s not in (1, d):
@@ -224,10 +235,16 @@ class DilConv(nn.Sequential):
 
     takes_scale = True
 
+    def layers(self) -> tuple[nn.ReLU, nn.Conv2d, nn.Conv2d, BatchNorm]:
+        """The four layers, typed: ReLU, depthwise conv, pointwise conv, BatchNorm."""
+        # The cast holds: __init__ builds these types in this order; widening changes them
+        # in place and SyncBatchNorm conversion replaces only the BatchNorm.
+        return cast(tuple[nn.ReLU, nn.Conv2d, nn.Conv2d, BatchNorm], tuple(self))
+
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The op's output, times ``scale`` when given; the leading ReLU is shared
         (see the module docstring)."""
-        relu, depthwise, pointwise, bn = self
+        relu, depthwise, pointwise, bn = self.layers()
         d = subgrid_form(depthwise)
         if d is not None and depthwise.stride[0] == d:
             # Stride d keeps only outputs on the (0, 0) sub-grid, which read only that sub-grid.
@@ -248,7 +265,7 @@ class DilConv(nn.Sequential):
 
     def after_relu(self, h: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """``scale * self(x)`` from ``h = relu(x)``."""
-        _, depthwise, pointwise, bn = self
+        _, depthwise, pointwise, bn = self.layers()
         return scaled_batch_norm(bn, pointwise(depthwise(h)), scale)
 
 
@@ -265,12 +282,18 @@ class SepConv(nn.Sequential):
 
     takes_scale = True
 
+    def blocks(self) -> tuple[DilConv, DilConv]:
+        """The two blocks, typed."""
+        # The cast holds: __init__ builds two DilConvs; widening changes them in place.
+        return cast(tuple[DilConv, DilConv], tuple(self))
+
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The op's output, times ``scale`` when given; only the first block's
         ReLU reads ``x``, so only it is shared."""
-        first, second = self
+        first, second = self.blocks()
         h = first(x)
-        return second.after_relu(second[0](h), scale)
+        relu = second.layers()[0]
+        return second.after_relu(relu(h), scale)
 
 
 class Zero(nn.Module):
@@ -321,7 +344,7 @@ class FactorizedReduce(nn.Module):
         return scaled_batch_norm(self.bn, out, scale)
 
 
-def pool_key(pool: nn.Module) -> tuple:
+def pool_key(pool: nn.Module) -> tuple[str, tuple[tuple[str, object], ...]]:
     """Everything that defines a pooling module's output: its type and settings."""
     settings = sorted(
         (k, v) for k, v in vars(pool).items() if not k.startswith("_") and k != "training"
@@ -340,9 +363,15 @@ class PoolBN(nn.Sequential):
 
     takes_scale = True
 
+    def layers(self) -> tuple[nn.Module, BatchNorm]:
+        """The pool and the BatchNorm, typed."""
+        # The cast holds: __init__ builds a pool and a BatchNorm2d, which only SyncBatchNorm
+        # conversion replaces.
+        return cast(tuple[nn.Module, BatchNorm], tuple(self))
+
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """The op's output, times ``scale`` when given."""
-        pool, bn = self
+        pool, bn = self.layers()
         return scaled_batch_norm(bn, shared(pool_key(pool), x, pool), scale)
 
 

@@ -207,7 +207,8 @@ class DartsSearchNetwork(nn.Module):
                 s1_next = cell(s0, s1)
             s0, s1 = s1, s1_next
         out = self.global_pooling(s1)  # (N, C_prev, 1, 1)
-        return self.classifier(out.flatten(1))
+        logits: torch.Tensor = self.classifier(out.flatten(1))
+        return logits
 
     def widen_partial_channels(self, k: int) -> list[Growth]:
         """Lower PC-DARTS' K to ``k``: every edge's ops grow to ``C // k`` channels
@@ -250,7 +251,8 @@ class FrozenRunningStats:
             for m in module.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         ]
-        self.saved: list[list] = []
+        # One entry per enter: each BatchNorm's momentum and batch count.
+        self.saved: list[list[tuple[float | None, torch.Tensor | None]]] = []
 
     def __enter__(self) -> None:
         self.saved.append(
@@ -265,16 +267,16 @@ class FrozenRunningStats:
         for bn in self.batchnorms:
             bn.momentum = 0.0
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for bn, (momentum, count) in zip(self.batchnorms, self.saved.pop()):
             bn.momentum = momentum
-            if count is not None:
+            if count is not None and bn.num_batches_tracked is not None:
                 bn.num_batches_tracked.copy_(count)
 
 
 def _recompute_context(
     cell: nn.Module,
-) -> tuple[contextlib.AbstractContextManager, FrozenRunningStats]:
+) -> tuple[contextlib.AbstractContextManager[None], FrozenRunningStats]:
     """``checkpoint``'s (forward, recomputation) contexts: the forward updates
     the BatchNorm statistics once, the recomputations in the backward do not."""
     return contextlib.nullcontext(), FrozenRunningStats(cell)

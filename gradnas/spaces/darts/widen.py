@@ -35,7 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .ops import DilConv, FactorizedReduce, PoolBN, SepConv, Zero
+from ...mutables import MutableModule
+from .ops import BatchNorm, DilConv, FactorizedReduce, PoolBN, SepConv, Zero
 from .partial_channel import PartialChannelOp
 
 # (old parameter, new parameter, how any tensor shaped like the old one grows):
@@ -83,7 +84,7 @@ def _grow(
 
 
 def widen_batchnorm(
-    bn: nn.BatchNorm2d,
+    bn: BatchNorm,
     c_new: int,
     growths: list[Growth],
     grow: Callable[[torch.Tensor, int], torch.Tensor] = copy_rows,
@@ -107,7 +108,7 @@ def widen_dense(conv: nn.Conv2d, c_in: int, c_out: int, growths: list[Growth]) -
 
 
 def widen_dil_conv(op: DilConv, c_new: int, growths: list[Growth]) -> None:
-    _, depthwise, pointwise, bn = op
+    _, depthwise, pointwise, bn = op.layers()
     widen_depthwise(depthwise, c_new, growths)
     widen_dense(pointwise, c_new, c_new, growths)
     widen_batchnorm(bn, c_new, growths)
@@ -123,7 +124,7 @@ def widen_factorized_reduce(op: FactorizedReduce, c_new: int, growths: list[Grow
 def widen_op(op: nn.Module, c_new: int, growths: list[Growth]) -> None:
     """Grow one candidate op of the DARTS op table to ``c_new`` channels in place."""
     if isinstance(op, SepConv):
-        for block in op:
+        for block in op.blocks():
             widen_dil_conv(block, c_new, growths)
     elif isinstance(op, DilConv):
         widen_dil_conv(op, c_new, growths)
@@ -132,7 +133,7 @@ def widen_op(op: nn.Module, c_new: int, growths: list[Growth]) -> None:
             raise ValueError(f"a factorized reduce needs an even number of channels, got {c_new}")
         widen_factorized_reduce(op, c_new, growths)
     elif isinstance(op, PoolBN):
-        widen_batchnorm(op[1], c_new, growths)
+        widen_batchnorm(op.layers()[1], c_new, growths)
     elif not isinstance(op, PARAMETER_FREE):
         raise TypeError(f"cannot widen a {type(op).__name__}: not an op of the DARTS op table")
 
@@ -148,16 +149,30 @@ def widen_partial_channel_op(
         )
     if k < 2:
         raise ValueError(f"partial channels need K >= 2, got {k}")
-    for op in pc.op.choices.values():
+    mixed = pc.op
+    if not isinstance(mixed, MutableModule):
+        raise TypeError(
+            f"cannot widen a partial-channel edge around a {type(mixed).__name__}: not a mixed op"
+        )
+    for op in mixed.choices.values():
         widen_op(op, channels // k, growths)
     pc.k = k
+
+
+def cell_channels(cell: nn.Module) -> int:
+    """C, the channels every edge of a search cell carries: the width of the BatchNorm
+    that ends its second preprocessing (a ReLUConvBN)."""
+    bn = list(cell.get_submodule("preprocess1").children())[-1]
+    if not isinstance(bn, BatchNorm):
+        raise TypeError(f"a cell's preprocessing ends in a {type(bn).__name__}, not a BatchNorm")
+    return bn.num_features
 
 
 def widen_partial_channels(cells: nn.ModuleList, k: int) -> list[Growth]:
     """Widen every partial-channel edge of the search ``cells`` to K = ``k``; the replaced parameters."""
     growths: list[Growth] = []
     for cell in cells:
-        channels = cell.preprocess1[-1].num_features  # every edge of a cell carries its C channels
+        channels = cell_channels(cell)
         for module in cell.modules():
             if isinstance(module, PartialChannelOp):
                 widen_partial_channel_op(module, channels, k, growths)

@@ -161,7 +161,7 @@ class NB201Arch:
         return cls.from_nodes([_parse_node(part, i) for i, part in enumerate(parts, start=1)])
 
     # -- JSON --------------------------------------------------------------
-    def to_dict(self) -> dict[str, list]:
+    def to_dict(self) -> dict[str, list[list[list[str | int]]]]:
         """``{'nodes': [[[op, source], ...] per node 1..3]}``, JSON-friendly."""
         return {"nodes": [[[op, j] for op, j in node] for node in self.nodes]}
 

@@ -59,7 +59,9 @@ class ResidualReduction(nn.Module):
                 f"a NAS-Bench-201 reduction block needs even spatial sides, got {height}x{width}; "
                 f"the network input's sides must be multiples of 4"
             )
-        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+        shortcut: torch.Tensor = self.shortcut(x)
+        residual: torch.Tensor = self.conv_b(self.conv_a(x))
+        return shortcut + residual
 
 
 def _check_positive_int(value: int, name: str) -> None:
@@ -113,7 +115,10 @@ class NB201Skeleton(nn.Module):
         for cell in self.cells:
             out = cell(out)
         out = self.global_pooling(self.lastact(out))  # (batch, 4C, 1, 1)
-        return self.classifier(out.flatten(1))  # (batch, 4C) -> (batch, num_classes)
+        logits: torch.Tensor = self.classifier(
+            out.flatten(1)
+        )  # (batch, 4C) -> (batch, num_classes)
+        return logits
 
 
 def subnet_to_arch(subnet: Mapping[str, Mapping[str, Sequence[str]]]) -> NB201Arch:
