@@ -18,6 +18,7 @@ from gradnas.spaces.autodeeplab import (
     AutoDeepLabSearchNetwork,
     incoming,
     levels,
+    path_score,
     path_space_id,
     viterbi_path,
 )
@@ -75,6 +76,7 @@ def test_viterbi_equals_brute_force(num_layers: int, seed: int) -> None:
     expected_path, expected_score = brute_force(weights, num_layers)
     assert path == expected_path
     assert math.isclose(score, expected_score, rel_tol=1e-9)
+    assert math.isclose(path_score(weights, path), expected_score, rel_tol=1e-9)
 
 
 def test_to_arch_decodes_the_supernet_betas_by_viterbi() -> None:
@@ -83,11 +85,20 @@ def test_to_arch_decodes_the_supernet_betas_by_viterbi() -> None:
     with torch.no_grad():
         for alpha in mutator.arch_parameters():
             alpha.copy_(2 * torch.randn(alpha.shape, generator=g))
-    arch = net.to_arch(mutator)
-    expected, _ = brute_force(net.path_weights(mutator), 5)
+    arch = net.to_arch(mutator.search_subnet(), mutator.arch_params)
+    expected, _ = brute_force(net.path_weights(mutator.arch_params), 5)
     assert list(arch.path) == expected
-    # the cell: two inputs per block, never 'none' (the DARTS rule)
-    assert all(len(block) == 2 and "none" not in {op for op, _ in block} for block in arch.cell)
+    # the cell by the DARTS rule, computed here from the alphas: on each input of a block the
+    # strongest op other than 'none'; the two inputs whose op is strongest, strongest first
+    ops = net.primitives
+    for i, block in enumerate(arch.cell):
+        best = []
+        for j in range(2 + i):
+            probs = torch.softmax(mutator.arch_params[f"cell_node{i}_input{j}"].detach(), 0)
+            k = max((k for k in range(len(ops)) if ops[k] != "none"), key=lambda k: probs[k])
+            best.append((float(probs[k]), ops[k], j))
+        top = sorted(best, key=lambda b: -b[0])[:2]
+        assert list(block) == [(op, j) for _, op, j in top]
 
 
 def test_supernet_forward_runs_a_cell_at_every_resolution() -> None:
@@ -175,7 +186,7 @@ def test_derived_network_of_a_decoded_path() -> None:
                 beta.fill_(-5.0)
                 beta[sources.index(previous)] = 5.0
             previous = level
-    arch = net.to_arch(mutator)
+    arch = net.to_arch(mutator.search_subnet(), mutator.arch_params)
     assert list(arch.path) == wanted
     derived = AutoDeepLabNetwork(arch, F=4, num_classes=3, in_channels=1, stem_channels=(4, 4, 8))
     widths = [cell.preprocess0[1].out_channels for cell in derived.cells]

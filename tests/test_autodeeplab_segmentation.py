@@ -35,8 +35,9 @@ def test_mean_iou_ignores_pixels() -> None:
 
 
 def test_confusion_matrix_rows_are_true_classes() -> None:
-    cm = confusion_matrix(torch.tensor([1, 1, 0]), torch.tensor([0, 1, 1]), 2)
-    assert cm.tolist() == [[0, 1], [1, 1]]
+    # true 0 predicted as 1 twice; true 1 predicted as 1 once and as 0 once
+    cm = confusion_matrix(torch.tensor([1, 1, 0, 1]), torch.tensor([0, 1, 1, 0]), 2)
+    assert cm.tolist() == [[0, 2], [1, 1]]
 
 
 def test_canvases_are_seeded_and_labels_follow_the_ink() -> None:

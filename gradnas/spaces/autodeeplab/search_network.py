@@ -31,7 +31,7 @@ third of the cells.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,6 @@ from torch import nn
 
 from ...genotype import PRIMITIVES
 from ...mutables import DifferentiableEdge
-from ...mutators import DiffMutator
 from ..darts.search_network import edge_space_id, op_space_id
 from .arch import AutoDeepLabArch
 from .aspp import ASPP
@@ -198,32 +197,43 @@ class AutoDeepLabSearchNetwork(nn.Module):
         total: torch.Tensor = torch.stack(logits).sum(dim=0)
         return total
 
-    def path_weights(self, mutator: DiffMutator) -> dict[tuple[int, int], list[float]]:
+    def path_weights(
+        self, arch_params: Mapping[str, torch.Tensor]
+    ) -> dict[tuple[int, int], list[float]]:
         """softmax(beta) of every cell's network-level decision, in :func:`incoming` order
-        ([1.0] for a cell with one incoming transition, which has no beta)."""
+        ([1.0] for a cell with one incoming transition, which has no beta).
+
+        ``arch_params`` maps space ids to alphas and betas, as a mutator's ``arch_params``."""
         weights = {}
         for layer in range(self.layers):
             for level in levels(layer):
-                beta = mutator.arch_params.get(path_space_id(layer, level), None)
+                beta = arch_params.get(path_space_id(layer, level), None)
                 weights[(layer, level)] = (
                     [1.0] if beta is None else torch.softmax(beta.detach().double(), -1).tolist()
                 )
         return weights
 
-    def to_arch(self, mutator: DiffMutator) -> AutoDeepLabArch:
-        """The architecture a search found: the cell by the mutator's rule (DARTS' with a
-        :class:`~gradnas.mutators.DartsMutator`: best op per edge ignoring ``none``, the
-        two strongest inputs per block), the path by Viterbi over the betas."""
-        search_subnet = getattr(mutator, "search_subnet", None)
-        if search_subnet is None:
-            raise ValueError(f"{type(mutator).__name__} cannot derive a subnet (no search_subnet)")
-        subnet = search_subnet()
+    def to_arch(
+        self,
+        subnet: Mapping[str, Mapping[str, Sequence[str]]],
+        arch_params: Mapping[str, torch.Tensor],
+    ) -> AutoDeepLabArch:
+        """The architecture a search found: the cell from ``subnet`` (a mutator's
+        ``search_subnet()``; with a :class:`~gradnas.mutators.DartsMutator` the DARTS rule:
+        best op per edge ignoring ``none``, the two strongest inputs per block), the path by
+        Viterbi over the betas in ``arch_params`` (the mutator's)."""
         cell = []
         for i in range(self.steps):
+            edge = subnet.get(edge_space_id(CELL_TYPE, i))
+            if edge is None:
+                raise ValueError(f"the subnet has no decision {edge_space_id(CELL_TYPE, i)!r}")
             block = []
-            for input_name in subnet[edge_space_id(CELL_TYPE, i)]["chosen"]:
+            for input_name in edge["chosen"]:
                 j = int(input_name.removeprefix("input"))
-                block.append((subnet[op_space_id(CELL_TYPE, i, j)]["chosen"][0], j))
+                op = subnet.get(op_space_id(CELL_TYPE, i, j))
+                if op is None:
+                    raise ValueError(f"the subnet has no op for {op_space_id(CELL_TYPE, i, j)!r}")
+                block.append((op["chosen"][0], j))
             cell.append(block)
-        path, _ = viterbi_path(self.path_weights(mutator), self.layers)
+        path, _ = viterbi_path(self.path_weights(arch_params), self.layers)
         return AutoDeepLabArch(cell, path, primitives=self.primitives)
