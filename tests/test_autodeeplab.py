@@ -271,3 +271,28 @@ def test_published_network_runs() -> None:
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 5, 32, 32)
     with pytest.raises(ValueError, match="multiples of 32"):
         net(torch.randn(1, 3, 48, 48))
+
+
+def test_a_darts_step_on_the_digit_canvases_moves_betas_and_alphas() -> None:
+    """The supernet fits the library's algorithms as they are: per-pixel cross entropy on
+    (N, classes, H, W) logits, one first-order DARTS step on the bundled canvases."""
+    from gradnas.algorithms import Darts
+    from gradnas.data.segmentation import DigitCanvasSegmentation
+
+    data = DigitCanvasSegmentation(8, canvas=32, seed=0)
+    net = AutoDeepLabSearchNetwork(layers=3, **{**SMALL, "num_classes": data.num_classes})
+    mutator = DartsMutator()
+    mutator.prepare_from_supernet(net)
+    before = {k: v.detach().clone() for k, v in mutator.arch_params.items()}
+    darts = Darts(
+        net,
+        mutator,
+        torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
+        torch.optim.Adam(mutator.arch_parameters(), lr=3e-3),
+    )
+    batch = (data.images[:4], data.labels[:4])
+    darts.step(batch, (data.images[4:], data.labels[4:]))
+    for space_id, alpha in mutator.arch_params.items():
+        assert not torch.equal(alpha.detach(), before[space_id]), space_id
+    arch = net.to_arch(mutator.search_subnet(), mutator.arch_params)
+    assert len(arch.path) == 3 and len(arch.cell) == 2
