@@ -71,3 +71,50 @@ def test_bad_canvas_arguments() -> None:
         DigitCanvasSegmentation(1, canvas=8, scale=2)
     with pytest.raises(ValueError, match="num_images"):
         DigitCanvasSegmentation(0)
+
+
+def write_pair(root, name: str, image, labels) -> None:
+    """An image and its grey label PNG under root/images and root/labels."""
+    from PIL import Image
+
+    (root / "images").mkdir(exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    Image.fromarray(image).save(root / "images" / f"{name}.png")
+    Image.fromarray(labels, mode="L").save(root / "labels" / f"{name}.png")
+
+
+def test_segmentation_folder_reads_images_and_label_pngs(tmp_path) -> None:
+    import numpy as np
+
+    from gradnas.data.segmentation_folder import SegmentationFolder
+
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    labels = np.array([[0, 1, 2, 255, 0]] * 4, dtype=np.uint8)
+    write_pair(tmp_path, "a", rgb, labels)
+    data = SegmentationFolder(tmp_path, num_classes=3)
+    image, target = data[0]
+    assert image.shape == (3, 4, 5) and target.shape == (4, 5)
+    assert torch.equal(image, torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    assert torch.equal(target, torch.from_numpy(labels).long())
+    grey, _ = SegmentationFolder(tmp_path, channels=1)[0]
+    assert grey.shape == (1, 4, 5)
+
+
+def test_segmentation_folder_names_what_is_wrong(tmp_path) -> None:
+    import numpy as np
+
+    from gradnas.data.cifar import DataError
+    from gradnas.data.segmentation_folder import SegmentationFolder
+
+    with pytest.raises(DataError, match="does not exist"):
+        SegmentationFolder(tmp_path)
+    write_pair(tmp_path, "a", np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8))
+    (tmp_path / "labels" / "a.png").unlink()
+    with pytest.raises(DataError, match="no label PNG .* for: a.png"):
+        SegmentationFolder(tmp_path)
+    write_pair(tmp_path, "a", np.zeros((4, 4, 3), np.uint8), np.zeros((4, 3), np.uint8))
+    with pytest.raises(DataError, match=r"sizes differ: a.png \(4, 4\) vs a.png \(3, 4\)"):
+        SegmentationFolder(tmp_path)
+    write_pair(tmp_path, "a", np.zeros((4, 4, 3), np.uint8), np.full((4, 4), 7, np.uint8))
+    with pytest.raises(DataError, match="label 7 is not a class 0..2"):
+        SegmentationFolder(tmp_path, num_classes=3)[0]
