@@ -144,3 +144,26 @@ def test_bad_input_is_named():
         table.fixed.get("flops")
     with pytest.raises(ValueError, match="no 'chosen' entry for decision"):
         table.subnet_cost({}, "macs")
+
+
+def test_an_edge_choice_is_measured_on_its_own_input():
+    """Choice i of an edge runs on input i: the same conv costs 4x on the
+    input of twice the resolution."""
+    edge = DifferentiableEdge(
+        {"big": nn.Conv2d(2, 3, 1), "small": nn.Sequential(nn.Conv2d(2, 3, 1), nn.Upsample(8))},
+        "edge",
+        with_arch_param=True,
+    )
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.edge = edge
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.edge([x, x[:, :, ::2, ::2]])  # (N, 2, 8, 8), (N, 2, 4, 4)
+            return out
+
+    table = build_cost_table(Net(), (2, 8, 8))
+    assert table.decisions["edge"].choices["big"].macs == 2 * 3 * 64
+    assert table.decisions["edge"].choices["small"].macs == 2 * 3 * 16
