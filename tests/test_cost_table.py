@@ -8,10 +8,11 @@ from torch import nn
 
 from gradnas.cost import build_cost_table
 from gradnas.genotype import DARTS_V2, Genotype
-from gradnas.inspect import count_macs
+from gradnas.inspect import count_macs, count_parameters
 from gradnas.mutables import DifferentiableEdge, DifferentiableOP
 from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
+from gradnas.spaces.darts.network import NetworkCIFAR
 from gradnas.spaces.darts.search_network import edge_space_id, op_space_id
 
 
@@ -41,7 +42,21 @@ def test_darts_v2_adds_up_to_its_published_size_macs():
     """
     supernet = DartsSearchNetwork(C=36, layers=20, in_channels=3, num_classes=10)
     table = build_cost_table(supernet, (3, 32, 32))
-    assert table.subnet_cost(genotype_subnet(DARTS_V2), "macs") == 528_359_040
+    subnet = genotype_subnet(DARTS_V2)
+    assert table.subnet_cost(subnet, "macs") == 528_359_040
+    # Weights: the derived network's (3,349,342 without the auxiliary head, DARTS'
+    # published count) less the affine BatchNorm parameters of its cells, which
+    # the affine-free search ops do not have.
+    derived = NetworkCIFAR(DARTS_V2, C=36, num_classes=10, layers=20, auxiliary=False)
+    affine = sum(
+        p.numel()
+        for cell in derived.cells
+        for m in cell.modules()
+        if isinstance(m, nn.BatchNorm2d)
+        for p in m.parameters()
+    )
+    assert count_parameters(derived) == 3_349_342
+    assert table.subnet_cost(subnet, "weights") == 3_349_342 - affine
 
 
 def small_supernet() -> DartsSearchNetwork:

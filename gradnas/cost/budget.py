@@ -186,9 +186,13 @@ def derive_within_budget(
         front = combine(front, decision_options(space_id), limit)
     if not front:
         least = fixed + sum(cheapest(sid) for sid in table.top_level)
+
+        def shown(value: float) -> str:
+            return f"{value:.3f} ms" if metric == "latency" else f"{value:,.0f}"
+
         raise BudgetError(
-            f"no architecture fits the {metric} budget of {budget:,.6g}: the cheapest costs "
-            f"{least:,.6g} (of which the fixed part {fixed:,.6g})"
+            f"no architecture fits the {metric} budget of {shown(budget)}: the cheapest costs "
+            f"{shown(least)} (of which the fixed part {shown(fixed)})"
         )
     best = max(front, key=lambda o: o.score)  # the frontier is cheapest first: ties go cheap
     subnet = {
