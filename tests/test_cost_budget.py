@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +139,15 @@ def test_scores_must_fit_the_table(space):
     _, _, table = space
     with pytest.raises(ValueError, match="2 scores for 4 choices"):
         derive_within_budget(table, {"normal_node0_input0": [0.5, 0.5]}, 1e12)
+
+
+def test_the_readme_example_runs_as_written():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### Costs and budgets, library only so far\n")
+    (block,) = re.findall(r"```py\n(.*?)```", readme[start : readme.index("\n## ", start)], re.S)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    found = namespace["found"]
+    assert found.cost <= 0.9 * namespace["unbounded"]
+    assert found.cost == namespace["table"].subnet_cost(found.subnet, "macs")
+    assert namespace["macs"].requires_grad
