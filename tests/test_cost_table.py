@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from gradnas.cost import build_cost_table
 from gradnas.genotype import DARTS_V2, Genotype
 from gradnas.inspect import count_macs, count_parameters
-from gradnas.mutables import DifferentiableEdge, DifferentiableOP
+from gradnas.mutables import DifferentiableEdge, DifferentiableOP, GumbelOP
 from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
 from gradnas.spaces.darts.network import NetworkCIFAR
@@ -182,3 +184,26 @@ def test_an_edge_choice_is_measured_on_its_own_input():
     table = build_cost_table(Net(), (2, 8, 8))
     assert table.decisions["edge"].choices["big"].macs == 2 * 3 * 64
     assert table.decisions["edge"].choices["small"].macs == 2 * 3 * 16
+
+
+def test_partial_channels_and_sampling_mutables_are_costed_like_darts():
+    """PC-DARTS' edge choice wraps the mixed op in a PartialChannelOp: the wrapper
+    costs nothing itself, the op is costed at the C / K channels it sees, and
+    the fixed part is that of the plain supernet; hard Gumbel ops (GDAS),
+    which run one sampled choice, cost each choice as DARTS' ops do."""
+    plain = build_cost_table(DartsSearchNetwork(C=8, layers=3, in_channels=1), (1, 8, 8))
+    pc_net = DartsSearchNetwork(C=8, layers=3, in_channels=1, partial_channels=2, edge_alpha=True)
+    pc = build_cost_table(pc_net, (1, 8, 8))
+    assert pc.fixed == plain.fixed
+    assert {c.macs for c in pc.decisions["normal_node1"].choices.values()} == {0}
+    assert pc.decisions["normal_node1"].nested["input2"] == ("normal_node1_input2",)
+    op = pc_net.cells[0].nodes[0].choices["input0"].op
+    assert pc.decisions["normal_node0_input0"].choices["sep_conv_3x3"].macs == count_macs(
+        op.choices["sep_conv_3x3"], (4, 8, 8)
+    )
+    gdas_net = DartsSearchNetwork(
+        C=8, layers=3, in_channels=1, op_mutable=functools.partial(GumbelOP, tau=10.0, hard=True)
+    )
+    gdas = build_cost_table(gdas_net, (1, 8, 8))
+    assert gdas.fixed == plain.fixed
+    assert gdas.decisions == plain.decisions
