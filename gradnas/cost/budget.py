@@ -23,7 +23,7 @@ for a non-dominated one without losing score or exceeding the budget, so
 nothing optimal is pruned, and costs being non-negative, a partial
 architecture over the budget never becomes a fitting one. The frontier is at
 most as long as the number of distinct partial costs, a few thousand for the
-DARTS cells, instead of the ~10^10 architectures of the DARTS space.
+DARTS cells, instead of the 1.08e18 architectures of the DARTS space.
 
 The options of one decision come from the same rule: choosing ``k`` of its
 choices is a small frontier DP over "how many chosen so far"; a choice that

@@ -79,9 +79,9 @@ def hinge_cost_term(cost: torch.Tensor, target: float, weight: float) -> torch.T
     return weight * torch.clamp(cost / target - 1.0, min=0.0)
 
 
-# FBNet's published values (Wu et al., "FBNet: Hardware-Aware Efficient ConvNet
-# Design via Differentiable Neural Architecture Search", CVPR 2019, Eq. 2 and
-# Sec. 4.1: alpha = 0.2, beta = 0.6 with latency in ms).
+# FBNet's values (Wu et al., "FBNet: Hardware-Aware Efficient ConvNet Design via
+# Differentiable Neural Architecture Search", CVPR 2019: the loss of Eq. 2 with
+# alpha = 0.2, beta = 0.6 in its ImageNet search, latency in ms).
 FBNET_ALPHA = 0.2
 FBNET_BETA = 0.6
 
