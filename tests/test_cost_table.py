@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 import torch
@@ -207,3 +208,13 @@ def test_partial_channels_and_sampling_mutables_are_costed_like_darts():
     gdas = build_cost_table(gdas_net, (1, 8, 8))
     assert gdas.fixed == plain.fixed
     assert gdas.decisions == plain.decisions
+
+
+def test_the_table_as_json():
+    table = build_cost_table(small_supernet(), (1, 8, 8))
+    data = json.loads(json.dumps(table.to_dict()))
+    assert data["input_shape"] == [1, 8, 8]
+    assert data["fixed"]["macs"] == table.fixed.macs
+    sep = data["decisions"]["reduce_node1_input2"]["sep_conv_3x3"]
+    assert sep["weights"] == table.decisions["reduce_node1_input2"].choices["sep_conv_3x3"].weights
+    assert sep["latency_ms"] is None
