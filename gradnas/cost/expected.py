@@ -15,10 +15,10 @@ Any method's probabilities work: softmax (DARTS, PC-DARTS), Gumbel-softmax
 samples (GDAS, SNAS), Dirichlet means or samples (DrNAS).
 
 In a DARTS cell every edge's op decision counts, although the derived cell
-keeps only ``num_chosen`` inputs per node: the sum is the cost the
-architecture distribution puts on the supernet's decisions, an upper bound
-for the derived network's cost there, and exact where every decision is kept
-(NAS-Bench-201, width and kernel choices).
+keeps only ``num_chosen`` inputs per node: there the sum is the cost the
+architecture distribution puts on all of the supernet's edges, not the
+derived network's; it is the derived network's expected cost where every
+decision is kept (NAS-Bench-201, width and kernel choices).
 """
 
 from __future__ import annotations
