@@ -12,10 +12,13 @@ from torch import nn
 
 from gradnas.cost import BudgetError, build_cost_table, derive_within_budget
 from gradnas.errors import GradnasError
+from gradnas.inspect import count_macs
 from gradnas.mutables import KernelConv2d, WidthConv2d
 from gradnas.mutators import DartsMutator
 from gradnas.spaces.darts import DartsSearchNetwork
+from gradnas.spaces.darts.network import NetworkCIFAR
 from gradnas.spaces.darts.search_network import edge_space_id, op_space_id
+from gradnas.spaces.nb201 import NB201Network, NB201SearchNetwork
 
 PRIMITIVES = ("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3")
 
@@ -151,3 +154,35 @@ def test_the_readme_example_runs_as_written():
     assert found.cost <= 0.9 * namespace["unbounded"]
     assert found.cost == namespace["table"].subnet_cost(found.subnet, "macs")
     assert namespace["macs"].requires_grad
+
+
+def test_nb201_budgeted_network_measures_what_the_table_says():
+    """NAS-Bench-201 (every edge one op decision, ``none`` allowed): at each of
+    several budgets the derived fixed network, built and counted independently,
+    has exactly the MACs the derivation reports, within the budget."""
+    torch.manual_seed(6)
+    supernet = NB201SearchNetwork(C=4, N=1, in_channels=1)
+    mutator = DartsMutator(ignore_choices=())
+    mutator.prepare_from_supernet(supernet)
+    with torch.no_grad():
+        for alpha in mutator.arch_parameters():
+            alpha.normal_()
+    table = build_cost_table(supernet, (1, 8, 8))
+    free = derive_within_budget(table, mutator.arch_probs(), float("inf"), ignore_choices=())
+    assert free.subnet == mutator.search_subnet()
+    for budget in (free.cost, 0.5 * (free.cost + table.fixed.macs), table.fixed.macs):
+        found = derive_within_budget(table, mutator.arch_probs(), budget, ignore_choices=())
+        network = NB201Network(supernet.to_arch(found.subnet), C=4, N=1, in_channels=1)
+        assert count_macs(network, (1, 8, 8)) == found.cost <= budget
+
+
+def test_darts_budgeted_network_measures_what_the_table_says(space, brute):
+    """The budgeted genotype rebuilt as a fixed NetworkCIFAR of the supernet's
+    size has exactly the MACs the derivation reports."""
+    supernet, mutator, table = space
+    costs = sorted({cost for cost, _ in brute})
+    for budget in (costs[0], costs[len(costs) // 3], costs[-1]):
+        found = derive_within_budget(table, mutator.arch_probs(), budget)
+        genotype = supernet.to_genotype(found.subnet)
+        network = NetworkCIFAR(genotype, C=4, num_classes=10, layers=3, in_channels=1)
+        assert count_macs(network, (1, 8, 8)) == found.cost <= budget
