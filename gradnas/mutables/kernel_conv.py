@@ -47,8 +47,11 @@ class KernelConv2d(MutableModule):
     weight, padding ``k // 2``) and its forward applies no mask.
 
     Args:
-        in_channels, out_channels, stride, groups, bias: as for ``nn.Conv2d``
-            (``groups=in_channels`` gives a depthwise convolution).
+        in_channels: as for ``nn.Conv2d``.
+        out_channels: as for ``nn.Conv2d``.
+        stride: as for ``nn.Conv2d``.
+        groups: as for ``nn.Conv2d`` (``groups=in_channels`` gives a depthwise convolution).
+        bias: as for ``nn.Conv2d``.
         space_id: the decision's name.
         kernel_sizes: odd candidate sizes, 3/5/7 by default.
     """

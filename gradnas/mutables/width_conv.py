@@ -53,7 +53,10 @@ class WidthConv2d(MutableModule):
     Args:
         in_channels: input channels.
         widths: candidate output widths, distinct positive ints.
-        kernel_size, stride, padding, bias: as for ``nn.Conv2d``.
+        kernel_size: as for ``nn.Conv2d``.
+        stride: as for ``nn.Conv2d``.
+        padding: as for ``nn.Conv2d``.
+        bias: as for ``nn.Conv2d``.
         space_id: the decision's name; layers sharing it share one alpha.
     """
 
