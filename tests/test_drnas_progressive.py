@@ -459,13 +459,13 @@ def assert_equal(a, b, where):
 
 
 def test_shipped_config_is_the_published_schedule():
-    from pathlib import Path
 
     from gradnas.algorithms.drnas import PUBLISHED_STAGES
     from gradnas.config import load_config
+    from gradnas.configs import shipped_configs
     from gradnas.engine.builders import build_supernet, drnas_stages
 
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "search_drnas_progressive.yaml")
+    cfg = load_config(shipped_configs("search")["drnas-progressive-cifar10"])
     assert drnas_stages(cfg) == PUBLISHED_STAGES
     assert (cfg.optim.weight_lr, cfg.optim.arch_lr, cfg.optim.weight_lr_min) == (0.1, 6e-4, 0.0)
     cfg.network.C, cfg.network.layers = 12, 3  # the same search space, small enough to build here
