@@ -69,7 +69,7 @@ def test_wrong_type_is_named(data, key):
     [
         ({"epochs": 0}, "epochs"),
         ({"algorithm": "nope"}, "algorithm"),
-        ({"data": {"name": "mnist"}}, "data.name"),
+        ({"data": {"name": "svhn"}}, "data.name"),
         ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
         ({"data": {"batch_size": 0}}, "data.batch_size"),
         ({"network": {"C": 3}}, "network.C"),
