@@ -48,7 +48,8 @@ class ConfigError(GradnasError, ValueError):
 @dataclass
 class DataConfig:
     # digits (bundled 8x8, no download), imagefolder, mnist, fashion_mnist, kmnist, cifar10,
-    # cifar100, or a Dataset factory MODULE:FACTORY / FILE.py:FACTORY called as FACTORY(seed)
+    # cifar100, a Dataset factory MODULE:FACTORY / FILE.py:FACTORY called as FACTORY(seed), or
+    # "datasets": the (train, test) objects given to run_search / run_train
     name: str = "digits"
     data_dir: str = ""  # the files of imagefolder, mnist, kmnist, cifar*; fashion_mnist: Debian's
     batch_size: int = 64
@@ -413,9 +414,10 @@ def _validate_drnas_progressive(cfg: SearchConfig) -> None:
 
 def _validate_data(data: DataConfig) -> None:
     """Every ``data.*`` key: the source, where its files are, sizes and normalisation."""
-    factory = ":" in data.name
+    # MODULE:FACTORY names a user's Dataset factory; "datasets" stands for Dataset objects
+    # passed to run_search / run_train in Python.
     _check(
-        data.name in DATASETS or factory,
+        data.name in DATASETS or ":" in data.name or data.name == "datasets",
         "data.name",
         f"unknown data set {data.name!r}; known: {list(DATASETS)}, or MODULE:FACTORY / "
         f"FILE.py:FACTORY for your own Dataset",

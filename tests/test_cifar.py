@@ -333,7 +333,9 @@ def test_python_version_reads_the_same_images_as_the_binary_one(tmp_path):
     binary = load_cifar("cifar10", write_cifar10(tmp_path / "bin"), train=True, augment=False)
     python = load_cifar("cifar10", write_cifar10_python(tmp_path / "py"), train=True, augment=False)
     assert torch.equal(binary.images, python.images) and torch.equal(binary.labels, python.labels)
-    test = load_cifar("cifar10", tmp_path / "py" / "cifar-10-batches-py", train=False, augment=False)
+    test = load_cifar(
+        "cifar10", tmp_path / "py" / "cifar-10-batches-py", train=False, augment=False
+    )
     assert len(test) == RECORDS_PER_FILE
 
 
@@ -347,12 +349,16 @@ def test_python_version_that_would_run_code_is_refused(tmp_path):
     write_cifar10_python(tmp_path)
     target = tmp_path / "cifar-10-batches-py" / "data_batch_2"
     target.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
-    with pytest.raises(DataError, match=r"data_batch_2: not a CIFAR-10 Python-version file .*print"):
+    with pytest.raises(
+        DataError, match=r"data_batch_2: not a CIFAR-10 Python-version file .*print"
+    ):
         load_cifar("cifar10", tmp_path, train=True, augment=False)
 
 
 def test_missing_files_mention_both_versions(tmp_path):
     write_cifar10_python(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
-    with pytest.raises(DataError, match=r"cifar-10-batches-py: data_batch_3\..*binary version.*Python"):
+    with pytest.raises(
+        DataError, match=r"cifar-10-batches-py: data_batch_3\..*binary version.*Python"
+    ):
         load_cifar("cifar10", tmp_path, train=True, augment=False)

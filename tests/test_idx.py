@@ -34,7 +34,9 @@ def write_mnist(
     """Images with distinct pixels; labels cycle 0, 1, 2 (train) so every class is present."""
     folder.mkdir(parents=True, exist_ok=True)
     for prefix, n, offset in (("train", n_train, 0), ("t10k", n_test, 100)):
-        values = [pixel(offset + i, r, c) for i in range(n) for r in range(side) for c in range(side)]
+        values = [
+            pixel(offset + i, r, c) for i in range(n) for r in range(side) for c in range(side)
+        ]
         files = {
             f"{prefix}-images-idx3-ubyte": idx_bytes(values, [n, side, side]),
             f"{prefix}-labels-idx1-ubyte": idx_bytes([i % 3 for i in range(n)], [n]),
@@ -75,12 +77,13 @@ def test_mnist_splits_sizes_labels_and_normalisation(tmp_path):
     s = load_splits("mnist", str(folder), seed=0, val_fraction=0.5)
     assert (len(s.train), len(s.val), len(s.train_all), len(s.test)) == (6, 6, 12, 6)
     assert (s.in_channels, s.image_size, s.num_classes) == (1, 6, 3)
-    raw = np.array(
-        [[pixel(i, r, c) for r in range(6) for c in range(6)] for i in range(12)], float
-    ) / 255.0
+    raw = (
+        np.array([[pixel(i, r, c) for r in range(6) for c in range(6)] for i in range(12)], float)
+        / 255.0
+    )
     assert s.mean == pytest.approx((raw.mean(),)) and s.std == pytest.approx((raw.std(),))
     x, y = s.test[4]
-    expected = (np.array([pixel(104, r, c) for r in range(6) for c in range(6)]) / 255.0 - raw.mean())
+    expected = np.array([pixel(104, r, c) for r in range(6) for c in range(6)]) / 255.0 - raw.mean()
     assert np.allclose(x.numpy().ravel(), expected / raw.std(), atol=1e-6)
     assert int(y) == 4 % 3
 

@@ -20,7 +20,9 @@ def value(label: int, i: int, channel: int) -> int:
     return (label * 60 + i * 9 + channel * 25) % 256
 
 
-def write_tree(root: Path, per_class: int = 4, side: int = 8, grey: bool = False, start: int = 0) -> Path:
+def write_tree(
+    root: Path, per_class: int = 4, side: int = 8, grey: bool = False, start: int = 0
+) -> Path:
     """ROOT/CLASS/img_i.png, each image one flat colour that encodes (class, index)."""
     for name in CLASSES:
         label = sorted(CLASSES).index(name)
@@ -55,9 +57,10 @@ def test_train_test_folders_sizes_labels_and_classes(tmp_path):
 
 def test_statistics_are_those_of_the_training_pixels(tmp_path):
     s = load_splits("imagefolder", str(split_tree(tmp_path / "d")))
-    pixels = np.array(
-        [[value(label, i, c) for c in range(3)] for label in range(3) for i in range(4)]
-    ) / 255.0  # flat images: every pixel of an image has its colour
+    pixels = (
+        np.array([[value(label, i, c) for c in range(3)] for label in range(3) for i in range(4)])
+        / 255.0
+    )  # flat images: every pixel of an image has its colour
     assert s.mean == pytest.approx(tuple(pixels.mean(0))) and s.std == pytest.approx(
         tuple(pixels.std(0))
     )
@@ -178,6 +181,8 @@ def test_train_without_test_is_refused(tmp_path):
 def test_mixed_sizes_need_image_size(tmp_path):
     root = split_tree(tmp_path / "d")
     Image.new("RGB", (12, 9)).save(root / "train" / "ant" / "big.png")
-    with pytest.raises(DataError, match=r"not all of one square size \(8x8, 12x9\); set data.image_size"):
+    with pytest.raises(
+        DataError, match=r"not all of one square size \(8x8, 12x9\); set data.image_size"
+    ):
         load_splits("imagefolder", str(root))
     assert load_splits("imagefolder", str(root), image_size=8).image_size == 8

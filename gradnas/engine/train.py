@@ -395,7 +395,9 @@ def run_train(
     }
     write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
-    log(f"wrote {out}/: config.yaml genotype.json data.json metrics.csv checkpoint.pt model.pt result.json")
+    log(
+        f"wrote {out}/: config.yaml genotype.json data.json metrics.csv checkpoint.pt model.pt result.json"
+    )
     return TrainResult(test_acc, test_loss, run.history, out)
 
 
