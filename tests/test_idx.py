@@ -113,6 +113,9 @@ def test_subset_is_stratified_and_seeded(tmp_path):
     assert all((f == again.train_all[i][0]).all() for i, f in enumerate(first))
     assert not all((f == other.train_all[i][0]).all() for i, f in enumerate(first))
     assert len(a.test) == 6  # the test set stays whole
+    ten = load_splits("mnist", str(folder), seed=1, subset=10).train_all
+    # 10/3 per class: 3 each and the one left over to the first of the tied remainders
+    assert np.bincount([int(ten[i][1]) for i in range(10)]).tolist() == [4, 3, 3]
 
 
 def test_image_size_and_channels_resize_and_repeat(tmp_path):
