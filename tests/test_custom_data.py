@@ -121,6 +121,10 @@ def test_cli_search_and_train_on_a_factory(tmp_path, factory_file):
          str(train_out), *args]
     )  # fmt: skip
     assert code == 0 and json.loads((train_out / "result.json").read_text())["test_acc"] >= 0
+    # export reads the input shape (2 channels, 10x10) from data.json, not from a table
+    assert main(["export", str(train_out), "--format", "pt2"]) == 0
+    program = torch.export.load(train_out / "model.pt2").module()
+    assert program(torch.zeros(3, 2, 10, 10)).shape == (3, 4)
 
 
 def test_python_api_takes_dataset_objects(tmp_path):
