@@ -48,7 +48,7 @@ def check_item(item: Any, where: str) -> tuple[tuple[int, int, int], int]:
     return (int(c), int(h), int(w)), _label(label, where)
 
 
-def dataset_labels(dataset: Dataset, what: str) -> np.ndarray:
+def dataset_labels(dataset: Dataset[Any], what: str) -> np.ndarray:
     """All labels of ``dataset``: its ``targets`` attribute (torchvision's name)
     when it has one, else read item by item (which decodes every image once;
     give large sets a ``targets`` list to avoid that)."""
@@ -71,7 +71,7 @@ def dataset_labels(dataset: Dataset, what: str) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
-def call_factory(ref: str, seed: int) -> tuple[Dataset, Dataset]:
+def call_factory(ref: str, seed: int) -> tuple[Dataset[Any], Dataset[Any]]:
     """``FACTORY(seed)`` of ``--data PKG.MODULE:FACTORY`` or ``--data FILE.py:FACTORY``."""
     try:
         factory = load_object(ref, "--data")
@@ -88,7 +88,7 @@ def call_factory(ref: str, seed: int) -> tuple[Dataset, Dataset]:
     return check_pair(result, f"--data {ref!r}")
 
 
-def check_pair(result: Any, what: str) -> tuple[Dataset, Dataset]:
+def check_pair(result: Any, what: str) -> tuple[Dataset[Any], Dataset[Any]]:
     """``(train, test)``: two sized, indexable data sets, or a :class:`DataError`."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise DataError(f"{what}: expected (train, test) data sets, got {type(result).__name__}")
@@ -100,7 +100,7 @@ def check_pair(result: Any, what: str) -> tuple[Dataset, Dataset]:
     return result[0], result[1]
 
 
-def class_count(train: Dataset, labels: np.ndarray, test_labels: np.ndarray, what: str) -> int:
+def class_count(train: Dataset[Any], labels: np.ndarray, test_labels: np.ndarray, what: str) -> int:
     """Classes of a user's set: ``len(train.classes)`` when given, else the largest label + 1."""
     names: Sequence[Any] | None = getattr(train, "classes", None)
     num = len(names) if names is not None else int(labels.max()) + 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ class ImageList:
     sizes: set[tuple[int, int]]  # the distinct (width, height) seen
 
 
-def _pillow():
+def _pillow() -> Any:
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is a dependency
@@ -114,7 +115,7 @@ def decode(path: Path, channels: int, size: int) -> torch.Tensor:
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
 
 
-class ImageFolderDataset(Dataset):
+class ImageFolderDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Files decoded on access, normalised with per-channel ``mean`` / ``std``.
 
     Item ``i`` is ``((decode(files[i]) / 255 - mean) / std, labels[i])``: a

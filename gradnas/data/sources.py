@@ -9,7 +9,7 @@ them (channels, image size, classes, normalisation), all read off the data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,10 +38,10 @@ FILE_SOURCES = SOURCES[1:]  # the sources that read data_dir
 STATS_SAMPLE = 10_000
 
 
-class TransformedDataset(Dataset):
+class TransformedDataset(Dataset[tuple[torch.Tensor, Any]]):
     """Applies ``transform`` to the image of each ``(image, label)`` sample."""
 
-    def __init__(self, base: Dataset, transform: Transform) -> None:
+    def __init__(self, base: Dataset[Any], transform: Transform) -> None:
         self.base, self.transform = base, transform
 
     def __len__(self) -> int:
@@ -68,10 +68,10 @@ class Splits:
     """
 
     name: str
-    train: Dataset
-    val: Dataset
-    train_all: Dataset
-    test: Dataset
+    train: Dataset[Any]
+    val: Dataset[Any]
+    train_all: Dataset[Any]
+    test: Dataset[Any]
     in_channels: int
     num_classes: int
     image_size: int = 8
@@ -91,8 +91,7 @@ class Splits:
             "mean": list(self.mean),
             "std": list(self.std),
             "sizes": {
-                part: len(getattr(self, part))  # type: ignore[arg-type]
-                for part in ("train", "val", "train_all", "test")
+                part: len(getattr(self, part)) for part in ("train", "val", "train_all", "test")
             },
         }
 
@@ -101,10 +100,10 @@ class Splits:
 class _Source:
     """One source read from disk or code, before subset and search split."""
 
-    train: Dataset  # all training images
+    train: Dataset[Any]  # all training images
     train_labels: np.ndarray
-    test: Dataset
-    val: Dataset | None  # a given validation set (imagefolder val/), else split from train
+    test: Dataset[Any]
+    val: Dataset[Any] | None  # a given validation set (imagefolder val/), else split from train
     channels: int
     image_size: int
     num_classes: int
@@ -158,7 +157,10 @@ def _grey_uint8(images: np.ndarray, channels: int) -> np.ndarray:
 
 
 def _stats_or_given(
-    given_mean: Sequence[float], given_std: Sequence[float], channels: int, compute: Any
+    given_mean: Sequence[float],
+    given_std: Sequence[float],
+    channels: int,
+    compute: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]],
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     if given_mean:
         if len(given_mean) not in (1, channels) or len(given_std) != len(given_mean):
@@ -319,8 +321,8 @@ def _imagefolder_source(
 
 
 def _dataset_source(
-    train: Dataset,
-    test: Dataset,
+    train: Dataset[Any],
+    test: Dataset[Any],
     what: str,
     image_size: int,
     channels: int,
@@ -388,7 +390,7 @@ def load_splits(
     mean: Sequence[float] = (),
     std: Sequence[float] = (),
     num_workers: int = 0,
-    datasets: tuple[Dataset, Dataset] | None = None,
+    datasets: tuple[Dataset[Any], Dataset[Any]] | None = None,
 ) -> Splits:
     """The data source ``name`` split for search and retraining.
 
@@ -483,12 +485,14 @@ def _digits(
             "digits standardises itself on its training half; data.mean/std do not apply"
         )
     d = load_digits_splits(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    train, val, test = d.train, d.val, d.test
+    train: Dataset[Any] = d.train
+    val: Dataset[Any] = d.val
+    test: Dataset[Any] = d.test
     c, size = channels or d.in_channels, image_size or d.image_size
     if (c, size) != (d.in_channels, d.image_size):
         adapt = partial(_adapt, channels=c, size=size)
         train, val, test = (TransformedDataset(x, adapt) for x in (train, val, test))
-    train_all: Dataset = ConcatDataset([train, val])
+    train_all: Dataset[Any] = ConcatDataset([train, val])
     if subset:
         labels = np.concatenate([d.train.tensors[1].numpy(), d.val.tensors[1].numpy()])
         if subset > len(labels):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 
 def channel_stats(
-    dataset: Dataset, indices: Sequence[int] | None = None, num_workers: int = 0
+    dataset: Dataset[Any], indices: Sequence[int] | None = None, num_workers: int = 0
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and (population) std of every channel over all pixels of the
     samples ``indices`` of ``dataset`` (all when None), whose images are

@@ -21,7 +21,9 @@ from .files import write_text
 DATA_FILE = "data.json"
 
 
-def load_data(d: DataConfig, seed: int, datasets: tuple[Dataset, Dataset] | None = None) -> Splits:
+def load_data(
+    d: DataConfig, seed: int, datasets: tuple[Dataset[Any], Dataset[Any]] | None = None
+) -> Splits:
     """The splits ``d`` describes; ``datasets=(train, test)`` are a Python caller's own sets,
     which ``data.name: datasets`` stands for in the config."""
     if (datasets is not None) != (d.name == "datasets"):
@@ -78,4 +80,5 @@ def read_data_info(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / DATA_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    info: dict[str, Any] = json.loads(path.read_text())
+    return info
