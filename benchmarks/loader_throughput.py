@@ -71,7 +71,8 @@ def main() -> None:
         f"{args.images} images per size, batch 64, {args.rounds} rounds, torch {torch.__version__}"
     )
     print(
-        "| image size | source files | workers | images/s (min time) | images/s (median) | / 0 workers (min) |"
+        "| image size | source files | workers | images/s (min time) | images/s (median) "
+        "| / 0 workers (min) |"
     )
     print("|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +82,7 @@ def main() -> None:
             data = ImageFolderDataset(files, labels, 3, out_size, (0.5,) * 3, (0.25,) * 3)
             loaders = {w: make_loader(data, 64, True, 0, num_workers=w) for w in (0, 2)}
             times: dict[int, list[float]] = {0: [], 2: []}
-            for w, loader in loaders.items():
+            for loader in loaders.values():
                 epoch_seconds(loader)  # warm-up; starts the persistent workers
             for _ in range(args.rounds):
                 for w, loader in loaders.items():

@@ -280,7 +280,7 @@ def _imagefolder_source(
         size = w
     files, labels = train.files, np.asarray(train.labels, dtype=np.int64)
     if test is None:  # one folder: a seeded, class-stratified share becomes the test set
-        n_test = int(round(test_fraction * len(files)))
+        n_test = round(test_fraction * len(files))
         if not 1 <= n_test < len(files):
             raise DataError(
                 f"{root}: data.test_fraction {test_fraction} of {len(files)} images leaves "
