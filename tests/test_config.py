@@ -114,7 +114,7 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
     from gradnas.spaces.darts import NetworkCIFAR
 
     searches, trains = shipped_configs("search"), shipped_configs("train")
-    assert len(searches) == 3 and len(trains) == 1
+    assert len(searches) == 4 and len(trains) == 2
     for path in searches.values():
         load_config(path)
     for path in trains.values():
