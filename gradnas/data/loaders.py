@@ -77,7 +77,7 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield chunk[self.rank * share : (self.rank + 1) * share]
 
 
-class Loader(DataLoader):
+class Loader(DataLoader[Any]):
     """A ``DataLoader`` whose batches do not depend on its number of workers.
 
     Workers only read and decode (``dataset[i]``); the random training
@@ -92,7 +92,7 @@ class Loader(DataLoader):
 
     def __init__(
         self,
-        dataset: Dataset,
+        dataset: Dataset[Any],
         batch_sampler: EpochBatchSampler,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -126,7 +126,7 @@ class Loader(DataLoader):
 
 
 def make_loader(
-    dataset: Dataset,
+    dataset: Dataset[Any],
     batch_size: int,
     shuffle: bool,
     seed: int,
