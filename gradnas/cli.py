@@ -54,8 +54,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
         choices=SPACES,
         help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)",
     )
-    p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
+    _data_arguments(p)
     p.add_argument("--epochs", type=int, help="number of search epochs")
     p.add_argument("--batch-size", type=int, help="batch size of the train and val halves")
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
@@ -98,6 +97,48 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_search)
 
 
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        metavar="NAME|MODULE:FACTORY",
+        help=f"data source: {', '.join(DATASETS)} (default: digits), or your own Dataset factory "
+        "PKG.MODULE:FACTORY or FILE.py:FACTORY, called as FACTORY(seed) -> (train, test)",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder of the data files (imagefolder, mnist, kmnist, cifar10/100; fashion_mnist "
+        "defaults to /usr/share/datasets/fashion-mnist)",
+    )
+    p.add_argument("--subset", type=int, metavar="N", help="use N training images (stratified)")
+    p.add_argument("--image-size", type=int, metavar="PX", help="resize images to PX x PX")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="grey (1) or RGB (3) images")
+    p.add_argument("--num-workers", type=int, metavar="N", help="DataLoader worker processes")
+
+
+def _data_overrides(args: argparse.Namespace) -> dict[tuple[str, ...], object]:
+    return {
+        ("data", "name"): args.data,
+        ("data", "data_dir"): args.data_dir,
+        ("data", "batch_size"): args.batch_size,
+        ("data", "subset"): args.subset,
+        ("data", "image_size"): args.image_size,
+        ("data", "channels"): args.channels,
+        ("data", "num_workers"): args.num_workers,
+    }
+
+
+def _data_flags(args: argparse.Namespace) -> dict[str, object]:
+    return {
+        "--data": args.data,
+        "--data-dir": args.data_dir,
+        "--subset": args.subset,
+        "--image-size": args.image_size,
+        "--channels": args.channels,
+        "--num-workers": args.num_workers,
+    }
+
+
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     cfg = load_config(resolve_config(args.config, "search")) if args.config else SearchConfig()
     return _override(
@@ -110,9 +151,7 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
             ("seed",): args.seed,
             ("device",): args.device,
             ("sync_bn",): args.sync_bn,
-            ("data", "name"): args.data,
-            ("data", "data_dir"): args.data_dir,
-            ("data", "batch_size"): args.batch_size,
+            **_data_overrides(args),
         },
         SearchConfig,
     )
@@ -131,8 +170,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 "--tensorboard": args.tensorboard,
                 "--device": args.device,
                 "--sync-bn": args.sync_bn,
-                "--data": args.data,
-                "--data-dir": args.data_dir,
+                **_data_flags(args),
                 "--epochs": args.epochs,
                 "--batch-size": args.batch_size,
                 "--seed": args.seed,
@@ -186,8 +224,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="a shipped train config by name (see `gradnas configs`) or a YAML file; "
         "flags below override its values",
     )
-    p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
+    _data_arguments(p)
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
@@ -239,10 +276,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             {
                 "--genotype": args.genotype,
                 "--config": args.config,
-                "--data": args.data,
+                **_data_flags(args),
                 "--device": args.device,
                 "--sync-bn": args.sync_bn,
-                "--data-dir": args.data_dir,
                 "--epochs": args.epochs,
                 "--batch-size": args.batch_size,
                 "--seed": args.seed,
@@ -265,9 +301,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ("seed",): args.seed,
             ("device",): args.device,
             ("sync_bn",): args.sync_bn,
-            ("data", "name"): args.data,
-            ("data", "data_dir"): args.data_dir,
-            ("data", "batch_size"): args.batch_size,
+            **_data_overrides(args),
         },
         TrainConfig,
     )
@@ -416,12 +450,16 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
+    from .engine.data import load_data, read_data_info
     from .engine.train import load_trained
     from .export import ExportError, export_onnx, export_pt2, max_abs_difference_onnx
 
     model, cfg = load_trained(args.run_dir)
-    image_size = 8 if cfg.data.name == "digits" else 32
-    example = torch.zeros(1, model.stem_conv[0].in_channels, image_size, image_size)
+    info = read_data_info(Path(args.run_dir))
+    if info is None:  # a run folder from before data.json: ask the data
+        info = load_data(cfg.data, cfg.seed).describe()
+    size = info["image_size"]
+    example = torch.zeros(1, info["in_channels"], size, size)
     out = Path(args.out or Path(args.run_dir) / f"model.{args.format}")
     try:
         if args.format == "onnx":

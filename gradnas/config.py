@@ -36,7 +36,9 @@ NB201_ALGORITHMS = (
 )  # pcdarts, spos, random: DARTS cells only
 HESSIANS = ("finite_difference", "exact")
 REGULARIZERS = ("l2", "kl")
-DATASETS = ("digits", "cifar10", "cifar100")
+DATASETS = ("digits", "imagefolder", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100")
+# The sources that read data_dir; fashion_mnist has a default (Debian's dataset-fashion-mnist).
+FILE_DATASETS = ("imagefolder", "mnist", "kmnist", "cifar10", "cifar100")
 
 
 class ConfigError(GradnasError, ValueError):
@@ -45,19 +47,24 @@ class ConfigError(GradnasError, ValueError):
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits (bundled 8x8, no download), cifar10 or cifar100 (binary files in data_dir)
-    data_dir: str = ""  # folder of the CIFAR binary files; unused for digits
+    # digits (bundled 8x8, no download), imagefolder, mnist, fashion_mnist, kmnist, cifar10,
+    # cifar100, a Dataset factory MODULE:FACTORY / FILE.py:FACTORY called as FACTORY(seed), or
+    # "datasets": the (train, test) objects given to run_search / run_train
+    name: str = "digits"
+    data_dir: str = ""  # the files of imagefolder, mnist, kmnist, cifar*; fashion_mnist: Debian's
     batch_size: int = 64
     val_fraction: float = (
         0.5  # share of the search data used as DARTS' validation half (DARTS: 0.5)
     )
-    test_fraction: float = (
-        0.2  # digits only: held out from the search entirely (CIFAR has its test set)
-    )
-    augment: bool = (
-        False  # random crop (4-pixel padding on CIFAR, 1 on digits) and horizontal flip (CIFAR)
-    )
+    test_fraction: float = 0.2  # digits and a one-folder imagefolder: held out as the test set
+    augment: bool = False  # random shift (image_size // 8 pixels) and, on natural images, flip
     cutout: int = 0  # cutout length on training images; DARTS retrains CIFAR with 16
+    subset: int = 0  # use N training images (class-stratified, seeded); 0: all
+    image_size: int = 0  # resize (and centre-crop) images to this side; 0: the data's own
+    channels: int = 0  # 1 (grey) or 3 (RGB); 0: the data's own
+    mean: list[float] = field(default_factory=list)  # per channel on [0, 1]; empty: computed
+    std: list[float] = field(default_factory=list)  # likewise; given together with mean
+    num_workers: int = 0  # DataLoader worker processes decoding images; 0: in the main process
 
 
 @dataclass
@@ -406,21 +413,61 @@ def _validate_drnas_progressive(cfg: SearchConfig) -> None:
 
 
 def _validate_data(data: DataConfig) -> None:
+    """Every ``data.*`` key: the source, where its files are, sizes and normalisation."""
+    # MODULE:FACTORY names a user's Dataset factory; "datasets" stands for Dataset objects
+    # passed to run_search / run_train in Python.
     _check(
-        data.name in DATASETS,
+        data.name in DATASETS or ":" in data.name or data.name == "datasets",
         "data.name",
-        f"unknown data set {data.name!r}; known: {list(DATASETS)}",
+        f"unknown data set {data.name!r}; known: {list(DATASETS)}, or MODULE:FACTORY / "
+        f"FILE.py:FACTORY for your own Dataset",
     )
     _check(data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {data.batch_size}")
     for key in ("val_fraction", "test_fraction"):
         value = getattr(data, key)
         _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
     _check(data.cutout >= 0, "data.cutout", f"must be >= 0, got {data.cutout}")
+    if data.name in FILE_DATASETS:
+        _check(
+            bool(data.data_dir),
+            "data.data_dir",
+            f"{data.name} needs the folder of its files (--data-dir DIR)",
+        )
+    elif data.name != "fashion_mnist":
+        _check(
+            not data.data_dir,
+            "data.data_dir",
+            f"{data.name} reads no files, so data_dir {data.data_dir!r} would be ignored; "
+            f"for your own images use --data imagefolder --data-dir {data.data_dir}",
+        )
+    _check(data.subset >= 0, "data.subset", f"must be >= 0 (0: all), got {data.subset}")
     _check(
-        data.name == "digits" or bool(data.data_dir),
-        "data.data_dir",
-        f"{data.name} needs the folder of its binary files (--data-dir DIR)",
+        data.image_size == 0 or data.image_size >= 4,
+        "data.image_size",
+        f"must be 0 (the data's own) or >= 4, got {data.image_size}",
     )
+    _check(
+        data.channels in (0, 1, 3),
+        "data.channels",
+        f"must be 0 (the data's own), 1 or 3, got {data.channels}",
+    )
+    _check(
+        len(data.mean) == len(data.std),
+        "data.std",
+        f"give one std per mean value ({len(data.mean)}), got {len(data.std)}",
+    )
+    _check(
+        len(data.mean) in (0, 1, 3),
+        "data.mean",
+        f"needs 1 or 3 values (one per channel), got {len(data.mean)}",
+    )
+    _check(
+        data.channels == 0 or len(data.mean) in (0, 1, data.channels),
+        "data.mean",
+        f"has {len(data.mean)} values for {data.channels} channels",
+    )
+    _check(all(s > 0 for s in data.std), "data.std", f"must be > 0, got {data.std}")
+    _check(data.num_workers >= 0, "data.num_workers", f"must be >= 0, got {data.num_workers}")
 
 
 @dataclass

@@ -302,3 +302,63 @@ def test_load_cifar_augmentation_pads_black_and_cuts_out_to_zero(tmp_path):
                     )
                     seen.add("cutout")
     assert seen == {"white", "black", "cutout"}
+
+
+# -- the Python (pickle) version ------------------------------------------------------
+
+
+def write_cifar10_python(folder: Path) -> Path:
+    """cifar-10-batches-py/ with the records of write_cifar10, as pickled dicts whose
+    'data' rows are the same bytes (label byte cut off) and 'labels' a list, as the
+    dataset page describes (the original files were written by Python 2's cPickle)."""
+    import pickle
+
+    import numpy as np
+
+    py = folder / "cifar-10-batches-py"
+    py.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for f, name in enumerate(names):
+        records = list(range(f * RECORDS_PER_FILE, (f + 1) * RECORDS_PER_FILE))
+        rows = [record_bytes([cifar10_label(r)], r)[1:] for r in records]
+        batch = {
+            b"data": np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 3072),
+            b"labels": [cifar10_label(r) for r in records],
+        }
+        (py / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return folder
+
+
+def test_python_version_reads_the_same_images_as_the_binary_one(tmp_path):
+    binary = load_cifar("cifar10", write_cifar10(tmp_path / "bin"), train=True, augment=False)
+    python = load_cifar("cifar10", write_cifar10_python(tmp_path / "py"), train=True, augment=False)
+    assert torch.equal(binary.images, python.images) and torch.equal(binary.labels, python.labels)
+    test = load_cifar(
+        "cifar10", tmp_path / "py" / "cifar-10-batches-py", train=False, augment=False
+    )
+    assert len(test) == RECORDS_PER_FILE
+
+
+def test_python_version_that_would_run_code_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    write_cifar10_python(tmp_path)
+    target = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    target.write_bytes(pickle.dumps({b"data": Evil(), b"labels": []}))
+    with pytest.raises(
+        DataError, match=r"data_batch_2: not a CIFAR-10 Python-version file .*print"
+    ):
+        load_cifar("cifar10", tmp_path, train=True, augment=False)
+
+
+def test_missing_files_mention_both_versions(tmp_path):
+    write_cifar10_python(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(
+        DataError, match=r"cifar-10-batches-py: data_batch_3\..*binary version.*Python"
+    ):
+        load_cifar("cifar10", tmp_path, train=True, augment=False)

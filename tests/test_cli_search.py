@@ -18,6 +18,7 @@ TINY = {
 }
 RUN_FILES = {
     "config.yaml",
+    "data.json",
     "metrics.csv",
     "alphas.json",
     "genotype.json",

@@ -34,6 +34,7 @@ def test_train_writes_every_file(trained):
     assert status == 0
     assert {p.name for p in out.iterdir()} == {
         "config.yaml",
+        "data.json",
         "genotype.json",
         "metrics.csv",
         "checkpoint.pt",

@@ -69,7 +69,7 @@ def test_wrong_type_is_named(data, key):
     [
         ({"epochs": 0}, "epochs"),
         ({"algorithm": "nope"}, "algorithm"),
-        ({"data": {"name": "mnist"}}, "data.name"),
+        ({"data": {"name": "svhn"}}, "data.name"),
         ({"data": {"val_fraction": 1.0}}, "data.val_fraction"),
         ({"data": {"batch_size": 0}}, "data.batch_size"),
         ({"network": {"C": 3}}, "network.C"),
@@ -114,7 +114,7 @@ def test_every_shipped_config_loads_and_the_cifar_train_config_builds_darts_publ
     from gradnas.spaces.darts import NetworkCIFAR
 
     searches, trains = shipped_configs("search"), shipped_configs("train")
-    assert len(searches) == 3 and len(trains) == 1
+    assert len(searches) == 4 and len(trains) == 2
     for path in searches.values():
         load_config(path)
     for path in trains.values():

@@ -19,7 +19,7 @@ def shipped_configs(kind: str) -> dict[str, Path]:
     """Name -> file of every shipped config of ``kind`` (``search`` or ``train``), sorted by name.
 
     >>> sorted(shipped_configs("train"))
-    ['darts-cifar10']
+    ['darts-cifar10', 'fashion-mnist']
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

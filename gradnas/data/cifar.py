@@ -10,19 +10,30 @@ row-major 32x32 image. CIFAR-100 (``cifar-100-binary.tar.gz``, folder
 ``cifar-100-binary/``) has ``train.bin`` and ``test.bin`` with 3,074-byte
 records: the coarse (20-class) label, the fine (100-class) label, then the
 pixels; gradnas uses the fine label.
+
+The "Python version" most users have downloaded (``cifar-10-python.tar.gz``,
+folder ``cifar-10-batches-py/`` with ``data_batch_1`` .. ``data_batch_5`` and
+``test_batch``; ``cifar-100-python.tar.gz``, folder ``cifar-100-python/`` with
+``train`` and ``test``) holds the same pixels: each file is a pickled dict
+whose ``data`` is a ``(N, 3072)`` uint8 array in the same channel-plane order,
+with ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100). It is read with
+an unpickler that admits nothing but numpy arrays, so a hostile file cannot
+run code.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import GradnasError
+from .errors import DataError
 from .transforms import Transform, cifar_augmentation
 
 _PIXELS = 3 * 32 * 32  # bytes of one image: 3 channel planes of 32x32
@@ -41,10 +52,6 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 _SOURCE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
-class DataError(GradnasError, ValueError):
-    """Data files are missing or are not what their format says."""
-
-
 @dataclass(frozen=True)
 class CifarFormat:
     """Where one CIFAR variant's binary files are and how a record is laid out."""
@@ -59,6 +66,10 @@ class CifarFormat:
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    py_folder: str = ""  # the Python (pickle) version's folder
+    py_train_files: tuple[str, ...] = ()
+    py_test_files: tuple[str, ...] = ()
+    py_label_key: str = "labels"
 
     @property
     def record_size(self) -> int:
@@ -78,6 +89,10 @@ CIFAR_FORMATS: dict[str, CifarFormat] = {
         num_classes=10,
         mean=CIFAR10_MEAN,
         std=CIFAR10_STD,
+        py_folder="cifar-10-batches-py",
+        py_train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        py_test_files=("test_batch",),
+        py_label_key="labels",
     ),
     "cifar100": CifarFormat(
         "cifar100",
@@ -90,6 +105,10 @@ CIFAR_FORMATS: dict[str, CifarFormat] = {
         num_classes=100,
         mean=CIFAR100_MEAN,
         std=CIFAR100_STD,
+        py_folder="cifar-100-python",
+        py_train_files=("train",),
+        py_test_files=("test",),
+        py_label_key="fine_labels",
     ),
 }
 
@@ -100,27 +119,92 @@ def _get_format(name: str) -> CifarFormat:
     return CIFAR_FORMATS[name]
 
 
+def _complete_folder(base: Path, folder: str, names: tuple[str, ...]) -> Path | None:
+    for candidate in (base, base / folder):
+        if all((candidate / n).is_file() for n in names):
+            return candidate
+    return None
+
+
 def find_cifar_files(name: str, data_dir: str | Path, train: bool) -> list[Path]:
     """The paths of the files of one split, in ``data_dir`` itself or in the
-    tarball's folder (``cifar-10-batches-bin/`` or ``cifar-100-binary/``)
-    inside it. Missing files raise one ``DataError`` that lists them and
-    says where to get them."""
+    tarball's folder inside it: the binary version (``cifar-10-batches-bin/``,
+    ``cifar-100-binary/``) when it is complete there, else the Python version
+    (``cifar-10-batches-py/``, ``cifar-100-python/``). Missing files raise one
+    ``DataError`` that lists them and says where to get them."""
     fmt = _get_format(name)
-    names = fmt.train_files if train else fmt.test_files
     base = Path(data_dir)
-    candidates = [base, base / fmt.folder]
-    for folder in candidates:
-        if all((folder / n).is_file() for n in names):
-            return [folder / n for n in names]
-    # Report against the folder that holds the most of them (the given one on a tie).
-    folder = max(candidates, key=lambda d: sum((d / n).is_file() for n in names))
-    missing = [n for n in names if not (folder / n).is_file()]
+    names = fmt.train_files if train else fmt.test_files
+    py_names = fmt.py_train_files if train else fmt.py_test_files
+    folder = _complete_folder(base, fmt.folder, names)
+    if folder is not None:
+        return [folder / n for n in names]
+    py = _complete_folder(base, fmt.py_folder, py_names)
+    if py is not None:
+        return [py / n for n in py_names]
+    # Report against the version and folder that hold the most files (binary in data_dir on a tie).
+    options = [
+        (folder, wanted)
+        for wanted, sub in ((names, fmt.folder), (py_names, fmt.py_folder))
+        for folder in (base, base / sub)
+    ]
+    folder, wanted = max(options, key=lambda o: sum((o[0] / n).is_file() for n in o[1]))
+    missing = [n for n in wanted if not (folder / n).is_file()]
     raise DataError(
-        f"{fmt.title} {'training' if train else 'test'} file(s) missing in {folder}: {', '.join(missing)}. "
-        f'Download the "{fmt.title} binary version" ({fmt.tarball}) from the dataset authors\' page at '
-        f"the University of Toronto, {_SOURCE}, extract it, and pass the extracted {fmt.folder}/ folder "
-        f"or the folder that contains it."
+        f"{fmt.title} {'training' if train else 'test'} file(s) missing in {folder}: "
+        f'{", ".join(missing)}. Download the "{fmt.title} binary version" ({fmt.tarball}) or the '
+        f"Python version from the dataset authors' page at the University of Toronto, {_SOURCE}, "
+        f"extract it, and pass the extracted {fmt.folder}/ or {fmt.py_folder}/ folder or the "
+        f"folder that contains it."
     )
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays; any other global is refused."""
+
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol 2 pickles bytes
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_pickle(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` int64 of one Python-version file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            batch = _ArraysOnly(f, encoding="bytes").load()
+    except Exception as err:  # noqa: BLE001 -- any unpickling failure means a bad file
+        raise DataError(
+            f"{path}: not a {fmt.title} Python-version file ({type(err).__name__}: {err})"
+        ) from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    if "data" not in batch or fmt.py_label_key not in batch:
+        raise DataError(f"{path}: no 'data' and {fmt.py_label_key!r} entries; keys: {list(batch)}")
+    data = np.asarray(batch["data"])
+    labels = np.asarray(batch[fmt.py_label_key], dtype=np.int64)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
+        raise DataError(
+            f"{path}: 'data' must be uint8 of shape (N, {_PIXELS}), got {data.dtype} {data.shape}"
+        )
+    if labels.shape != (data.shape[0],):
+        raise DataError(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images")
+    if labels.size and (labels.min() < 0 or labels.max() >= fmt.num_classes):
+        raise DataError(
+            f"{path}: label {labels.max() if labels.max() >= fmt.num_classes else labels.min()} "
+            f"out of range 0..{fmt.num_classes - 1}"
+        )
+    return data.reshape(-1, 3, 32, 32), labels  # (N, 3, 32, 32), RGB planes
 
 
 def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +231,10 @@ def read_cifar_file(path: str | Path, fmt: CifarFormat) -> tuple[np.ndarray, np.
 def read_cifar(name: str, data_dir: str | Path, train: bool) -> tuple[np.ndarray, np.ndarray]:
     """All images and labels of one split, files concatenated in their order."""
     fmt = _get_format(name)
-    parts = [read_cifar_file(path, fmt) for path in find_cifar_files(name, data_dir, train)]
+    parts = [
+        read_cifar_file(path, fmt) if path.suffix == ".bin" else read_cifar_pickle(path, fmt)
+        for path in find_cifar_files(name, data_dir, train)
+    ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -77,35 +77,89 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield chunk[self.rank * share : (self.rank + 1) * share]
 
 
+class Loader(DataLoader[Any]):
+    """A ``DataLoader`` whose batches do not depend on its number of workers.
+
+    Workers only read and decode (``dataset[i]``); the random training
+    augmentation ``augment`` runs here, in the main process, on each sample
+    of a fetched batch, drawing from the global torch RNG. That RNG is what a
+    checkpoint saves, so a resumed run, with workers or without, augments
+    exactly as the uninterrupted one. Worker seeds come from a private
+    generator, and each ``iter()`` still draws the one number from the
+    global RNG that a worker-less ``DataLoader`` draws, so runs with 0 and
+    with N workers see the same random numbers everywhere.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        batch_sampler: EpochBatchSampler,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_sampler=batch_sampler,
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            pin_memory=pin_memory and augment is None,
+            generator=torch.Generator().manual_seed(0),
+        )
+        self.augment = augment
+        self.pin_after_augment = pin_memory and augment is not None
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        # The draw a worker-less DataLoader makes for its base seed (see the class docstring).
+        torch.empty((), dtype=torch.int64).random_()
+        batches = super().__iter__()
+        if self.augment is None:
+            return batches
+        return self._augmented(batches)
+
+    def _augmented(self, batches: Iterator[Any]) -> Iterator[Any]:
+        augment = self.augment
+        assert augment is not None
+        for images, labels in batches:
+            out = torch.stack([augment(img) for img in images])  # (B, C, H, W)
+            yield (out.pin_memory() if self.pin_after_augment else out), labels
+
+
 def make_loader(
-    dataset: Dataset,
+    dataset: Dataset[Any],
     batch_size: int,
     shuffle: bool,
     seed: int,
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
-) -> DataLoader:
-    """Build a single-process ``DataLoader`` whose order depends only on ``seed``.
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Loader:
+    """Build a ``DataLoader`` whose order depends only on ``seed``.
 
     The order comes from an :class:`EpochBatchSampler`: it does not consume
     (or depend on) the global RNG that model initialisation uses, two loaders
     made with the same seed give the same batches epoch after epoch, and each
-    new epoch of one loader is a fresh shuffle. ``num_workers=0`` keeps the
-    order exact and avoids worker start-up cost, which dominates on small
-    data sets such as the digits. ``rank`` and ``world_size`` give this
-    process' share of each batch in a data-parallel run.
+    new epoch of one loader is a fresh shuffle. ``num_workers=0`` (the
+    default) avoids worker start-up cost, which dominates on small data sets
+    such as the digits; with ``num_workers > 0`` the workers persist across
+    epochs and the batches are the same (:class:`Loader`). ``augment`` is
+    applied to each image of a batch in the main process. ``rank`` and
+    ``world_size`` give this process' share of each batch in a data-parallel
+    run.
     """
     sampler = EpochBatchSampler(
-        len(dataset),
+        len(dataset),  # type: ignore[arg-type]
         batch_size,
         shuffle,
         seed,
-        drop_last,  # type: ignore[arg-type]
+        drop_last,
         rank,
         world_size,
     )
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=0)
+    return Loader(dataset, sampler, num_workers, pin_memory, augment)
 
 
 class InfiniteStream:

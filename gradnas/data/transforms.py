@@ -135,3 +135,43 @@ def cifar_augmentation(
     if cutout_length:
         steps.append(partial(cutout, length=cutout_length, generator=generator))
     return Compose(steps)
+
+
+def resize_square(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a square ``(C, H, H)`` image to ``(C, size, size)``, bilinear with
+    antialiasing (so shrinking averages, as Pillow's resize does)."""
+    _check_image(img)
+    if img.shape[-1] == size and img.shape[-2] == size:
+        return img
+    out = torch.nn.functional.interpolate(
+        img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )  # (1, C, size, size)
+    return out[0]
+
+
+def image_augmentation(
+    mean: Sequence[float],
+    std: Sequence[float],
+    image_size: int,
+    augment: bool,
+    flip: bool,
+    cutout_length: int,
+) -> Compose | None:
+    """The training augmentation of normalised images, or None when there is none.
+
+    ``augment``: a random shift (a crop of the image padded by
+    ``image_size // 8`` pixels of black, the ratio of DARTS' 4 pixels on
+    32x32) and, when ``flip``, a random horizontal flip. Flip is for natural
+    images only: a mirrored digit or character is another symbol. Then cutout
+    of ``cutout_length`` (0 = none). On CIFAR this is DARTS' pipeline
+    (:func:`cifar_augmentation`), draw for draw.
+    """
+    black = [-m / s for m, s in zip(mean, std)]
+    steps: list[Transform] = []
+    if augment:
+        steps.append(partial(random_crop, padding=max(1, image_size // 8), fill=black))
+        if flip:
+            steps.append(partial(random_horizontal_flip, p=0.5))
+    if cutout_length:
+        steps.append(partial(cutout, length=cutout_length))
+    return Compose(steps) if steps else None

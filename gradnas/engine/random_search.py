@@ -4,7 +4,7 @@ Samples ``random.trials`` genotypes of the DARTS space uniformly (2 distinct
 inputs per node, ops other than ``none``), trains each derived network from
 scratch for ``random.epochs`` on the search's train half, scores it on the
 val half, and keeps the best (Li & Talwalkar, UAI 2019). The run folder holds
-``config.yaml``, ``trials.csv`` (one row per trial: val accuracy, best so far,
+``config.yaml``, ``data.json``, ``trials.csv`` (one row per trial: val accuracy, best so far,
 weights, seconds, genotype) and the best genotype as ``genotype.json`` /
 ``genotype.txt``. It writes no checkpoint: an interrupted random search is
 started again. Under ``torchrun`` every trial trains data-parallel (DDP) and
@@ -25,11 +25,11 @@ from .. import parallel
 from ..algorithms.random_search import random_search
 from ..config import SearchConfig, dump_config
 from ..data import make_loader
-from ..data.sources import load_splits
 from ..genotype import Genotype
 from ..genotype_sampling import sample_genotype
 from ..spaces.darts import NetworkCIFAR
 from .common import csv_text, evaluate, flush_denormals, quiet, seed_everything, to_device
+from .data import check_batch_fits, load_data, loader_options, write_data_info
 from .files import prepare_run_dir, write_text
 
 TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
@@ -93,15 +93,9 @@ def run_random_search(
     if not main:
         log = quiet
     d = cfg.data
-    splits = load_splits(
-        d.name,
-        d.data_dir,
-        seed=cfg.seed,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        augment=d.augment,
-        cutout=d.cutout,
-    )
+    splits = load_data(d, cfg.seed)
+    check_batch_fits(splits, d.batch_size, ("train", "val"))
+    opts = loader_options(d, device) | {"augment": splits.augmentation}
     train_loader = make_loader(
         splits.train,
         d.batch_size,
@@ -109,16 +103,19 @@ def run_random_search(
         seed=cfg.seed,
         rank=replicas.rank,
         world_size=replicas.world_size,
+        **opts,
     )
     val_loader = make_loader(
         Subset(splits.val, parallel.shard(len(splits.val), replicas)),
         d.batch_size,
         shuffle=False,
         seed=cfg.seed,
+        **opts,
     )
     if main:
         prepare_run_dir(out, force)
         write_text(out / "config.yaml", dump_config(cfg))
+        write_data_info(out, splits)
     steps = cfg.network.steps
     concat = list(range(2 + steps - cfg.network.multiplier, 2 + steps))
     log(
@@ -173,5 +170,5 @@ def run_random_search(
     log(f"random search finished in {sum(r['seconds'] for r in rows):.0f}s")
     log(f"  best val acc   {best_score:.4f}")
     log(f"  genotype       {best}")
-    log(f"  files          {out}/: config.yaml trials.csv genotype.json genotype.txt")
+    log(f"  files          {out}/: config.yaml data.json trials.csv genotype.json genotype.txt")
     return best

@@ -5,6 +5,7 @@ from a :class:`~gradnas.config.SearchConfig`, runs ``cfg.epochs`` epochs of
 ``algorithm.step(train_batch, val_batch)``, and writes into the run folder:
 
 - ``config.yaml``: the resolved config that produced the run;
+- ``data.json``: channels, image size, classes, normalisation and split sizes of the data;
 - ``metrics.csv``: one row per epoch;
 - ``alphas.json``: softmax weights of every decision at the start and after each epoch;
 - ``genotype.json`` / ``genotype.txt``: the derived architecture as JSON and
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from .. import parallel
 from ..algorithms.base import use_data_parallel
@@ -44,7 +45,7 @@ from ..config import (
     dump_config,
 )
 from ..data import InfiniteStream, make_loader
-from ..data.sources import load_splits
+from ..data.sources import Splits
 from ..genotype import Genotype
 from ..genotype_sampling import crossover_genotypes, mutate_genotype, sample_genotype
 from ..mutators import DiffMutator
@@ -69,6 +70,7 @@ from .common import (
     stop_after_epoch,
     to_device,
 )
+from .data import check_batch_fits, load_data, loader_options, write_data_info
 from .files import prepare_run_dir, save_checkpoint, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
@@ -105,6 +107,7 @@ class SearchSetup:
     num_classes: int
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS
     device: torch.device = torch.device("cpu")
+    data: Splits | None = None  # what data.json records
 
 
 @dataclass
@@ -118,6 +121,7 @@ def build_search(
     cfg: SearchConfig,
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
     device: torch.device = torch.device("cpu"),
+    datasets: tuple[Dataset, Dataset] | None = None,
 ) -> SearchSetup:
     """Data, supernet, mutator, optimizers and algorithm for ``cfg``, seeded.
 
@@ -127,30 +131,26 @@ def build_search(
     the CPU and unwrapped: :func:`place_on_device` moves and wraps it.
     """
     seed_everything(cfg.seed)
-    d = cfg.data
-    splits = load_splits(
-        d.name,
-        d.data_dir,
-        seed=cfg.seed,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        augment=d.augment,
-        cutout=d.cutout,
-    )
+    splits = load_data(cfg.data, cfg.seed, datasets)
+    check_batch_fits(splits, cfg.data.batch_size, ("train", "val"))
     parts = build_search_parts(cfg, splits.in_channels, splits.num_classes)
     batch, rank, world = cfg.data.batch_size, replicas.rank, replicas.world_size
+    opts = loader_options(cfg.data, device) | {"augment": splits.augmentation}
     train_loader = make_loader(
-        splits.train, batch, shuffle=True, seed=cfg.seed, rank=rank, world_size=world
+        splits.train, batch, shuffle=True, seed=cfg.seed, rank=rank, world_size=world, **opts
     )
     val_loader = make_loader(
         Subset(splits.val, parallel.shard(len(splits.val), replicas)),
         batch,
         shuffle=False,
         seed=cfg.seed,
+        **opts,
     )
     # DARTS reads the validation half as a stream alongside the training half.
     val_stream = InfiniteStream(
-        make_loader(splits.val, batch, shuffle=True, seed=cfg.seed + 1, rank=rank, world_size=world)
+        make_loader(
+            splits.val, batch, shuffle=True, seed=cfg.seed + 1, rank=rank, world_size=world, **opts
+        )
     )
     setup = SearchSetup(
         parts.supernet,
@@ -166,6 +166,7 @@ def build_search(
         splits.num_classes,
         replicas,
         device,
+        splits,
     )
     return setup
 
@@ -406,8 +407,12 @@ def run_search(
     progress: bool = True,
     log: Callable[[str], None] = print,
     resume: bool = False,
+    datasets: tuple[Dataset, Dataset] | None = None,
 ) -> SearchResult:
     """Run a whole search and write its run folder (see the module docstring).
+
+    ``datasets=(train, test)`` searches on your own ``Dataset`` objects (with
+    ``cfg.data.name = "datasets"``); a resume needs them passed again.
 
     With ``resume=True``, ``out_dir`` is an existing run folder and ``cfg`` is
     ignored: the run continues from its last checkpoint with the config
@@ -430,7 +435,7 @@ def run_search(
     if not replicas.is_main:
         log, progress = quiet, False
     setup = build_search(
-        cfg, replicas, device
+        cfg, replicas, device, datasets
     )  # bad data fails here, before the run folder is touched
     place_on_device(setup, cfg)
     if state is None and replicas.is_main:
@@ -444,6 +449,8 @@ def run_search(
     if state is None:
         if replicas.is_main:
             write_text(out / "config.yaml", dump_config(cfg))
+            if setup.data is not None:
+                write_data_info(out, setup.data)
         run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
     else:
         run = restore_checkpoint(setup, state, log)
@@ -471,6 +478,7 @@ def run_search(
     name = "arch" if isinstance(genotype, NB201Arch) else "genotype"
     written = [
         "config.yaml",
+        "data.json",
         "metrics.csv",
         "alphas.json",
         f"{name}.json",

@@ -5,7 +5,8 @@ for ``cfg.genotype`` (a published name or a ``genotype.json``), trains it on
 all search data (train and val halves together) and evaluates on the held-out
 test split after every epoch. The run folder holds:
 
-- ``config.yaml`` and ``genotype.json``: what produced the run;
+- ``config.yaml`` and ``genotype.json``: what produced the run; ``data.json``: the
+  channels, image size, classes and normalisation of the data it ran on;
 - ``metrics.csv``: one row per epoch (train loss/accuracy, test loss/accuracy);
 - ``checkpoint.pt`` (+ ``checkpoint.prev.pt``): everything a resume needs;
 - ``model.pt``: the final weights (a plain state dict);
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from .. import parallel
 from ..algorithms.base import accuracy
@@ -42,7 +43,7 @@ from ..config import (
     load_config,
 )
 from ..data import make_loader
-from ..data.sources import load_splits
+from ..data.sources import Splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
 from .command import resume_command
@@ -62,6 +63,7 @@ from .common import (
     stop_after_epoch,
     to_device,
 )
+from .data import check_batch_fits, load_data, loader_options, read_data_info, write_data_info
 from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
@@ -127,26 +129,21 @@ class TrainSetup:
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS
     device: torch.device = torch.device("cpu")
     forward: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    data: Splits | None = None  # what data.json records
 
 
 def build_train(
     cfg: TrainConfig,
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
     device: torch.device = torch.device("cpu"),
+    datasets: tuple[Dataset, Dataset] | None = None,
 ) -> TrainSetup:
     """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
     genotype = resolve_genotype(cfg.genotype)
     seed_everything(cfg.seed)
     d = cfg.data
-    splits = load_splits(
-        d.name,
-        d.data_dir,
-        seed=cfg.seed,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        augment=d.augment,
-        cutout=d.cutout,
-    )
+    splits = load_data(d, cfg.seed, datasets)
+    check_batch_fits(splits, d.batch_size, ("train_all",))
     model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
     if device.type != "cpu":
         model.to(device)
@@ -164,12 +161,15 @@ def build_train(
         seed=cfg.seed,
         rank=replicas.rank,
         world_size=replicas.world_size,
+        augment=splits.augmentation,
+        **loader_options(d, device),
     )
     test_loader = make_loader(
         Subset(splits.test, parallel.shard(len(splits.test), replicas)),
         d.batch_size,
         shuffle=False,
         seed=cfg.seed,
+        **loader_options(d, device),
     )
     forward: nn.Module = model
     if replicas.active:
@@ -179,7 +179,16 @@ def build_train(
         # Each rank its own augmentation and drop-path masks (the weights were drawn alike above).
         seed_everything(rank_seed(cfg.seed, replicas.rank))
     return TrainSetup(
-        model, genotype, optimizer, scheduler, train_loader, test_loader, replicas, device, forward
+        model,
+        genotype,
+        optimizer,
+        scheduler,
+        train_loader,
+        test_loader,
+        replicas,
+        device,
+        forward,
+        splits,
     )
 
 
@@ -267,8 +276,12 @@ def run_train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     resume: bool = False,
+    datasets: tuple[Dataset, Dataset] | None = None,
 ) -> TrainResult:
-    """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring)."""
+    """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring).
+
+    ``datasets=(train, test)`` trains on your own ``Dataset`` objects (with
+    ``cfg.data.name = "datasets"``); a resume needs them passed again."""
     out = Path(out_dir)
     state = None
     if resume:
@@ -281,7 +294,7 @@ def run_train(
     if not replicas.is_main:
         log, progress = quiet, False
     setup = build_train(
-        cfg, replicas, device
+        cfg, replicas, device, datasets
     )  # a bad genotype or data fails here, before the run folder is touched
     n_params = sum(p.numel() for p in setup.model.parameters())
     if state is None:
@@ -289,6 +302,8 @@ def run_train(
             prepare_run_dir(out, force)
             write_text(out / "config.yaml", dump_config(cfg))
             write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
+            if setup.data is not None:
+                write_data_info(out, setup.data)
         run = Progress()
     else:
         if Genotype.from_dict(state["genotype"]) != setup.genotype:
@@ -380,7 +395,9 @@ def run_train(
     }
     write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
-    log(f"wrote {out}/: config.yaml genotype.json metrics.csv checkpoint.pt model.pt result.json")
+    log(
+        f"wrote {out}/: config.yaml genotype.json data.json metrics.csv checkpoint.pt model.pt result.json"
+    )
     return TrainResult(test_acc, test_loss, run.history, out)
 
 
@@ -389,14 +406,11 @@ def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", TrainConfig)
     genotype = resolve_genotype(str(run_dir / "genotype.json"))
-    splits = load_splits(
-        cfg.data.name,
-        cfg.data.data_dir,
-        seed=cfg.seed,
-        val_fraction=cfg.data.val_fraction,
-        test_fraction=cfg.data.test_fraction,
-    )
-    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    info = read_data_info(run_dir)
+    if info is None:  # a run folder from before data.json: read the data for its shape
+        splits = load_data(cfg.data, cfg.seed)
+        info = {"in_channels": splits.in_channels, "num_classes": splits.num_classes}
+    model = build_network(cfg, genotype, info["in_channels"], info["num_classes"])
     try:
         state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     except FileNotFoundError:
