@@ -14,7 +14,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import (
+    __version__,
+    _openmp_policy,  # noqa: F401  (chooses OpenMP's waiting before torch loads)
+)
 from .config import (
     ALGORITHMS,
     DATASETS,
@@ -58,6 +61,11 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="number of search epochs")
     p.add_argument("--batch-size", type=int, help="batch size of the train and val halves")
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: one per core, fewer when other processes load the cores)",
+    )
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/search-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
     p.add_argument(
@@ -149,6 +157,7 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
             ("epochs",): args.epochs,
             ("tensorboard",): args.tensorboard,
             ("seed",): args.seed,
+            ("threads",): args.threads,
             ("device",): args.device,
             ("sync_bn",): args.sync_bn,
             **_data_overrides(args),
@@ -160,6 +169,7 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
 def _cmd_search(args: argparse.Namespace) -> int:
     from .engine.search import run_search  # torch import only when a command runs
 
+    train_cfg = _then_train_config(args)  # checked first: a bad one costs no search time
     if args.resume:
         _reject_with_resume(
             args,
@@ -174,36 +184,45 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 "--epochs": args.epochs,
                 "--batch-size": args.batch_size,
                 "--seed": args.seed,
+                "--threads": args.threads,
                 "--out": args.out,
                 "--force": args.force,
             },
         )
-        run_search(SearchConfig(), args.resume, progress=not args.no_progress, resume=True)
-        return 0
-    cfg = _search_config(args)
-    train_cfg = None
-    if args.then_train or args.train_config:
-        # Checked before the search starts, so a bad train config costs no search time.
-        train_cfg = (
-            load_config(resolve_config(args.train_config, "train"), TrainConfig)
-            if args.train_config
-            else TrainConfig()
-        )
-    out = args.out or default_out("search")
-    if cfg.algorithm == "random":
-        from .engine.random_search import run_random_search
-
-        run_random_search(cfg, out, force=args.force)
+        result = run_search(SearchConfig(), args.resume, progress=not args.no_progress, resume=True)
+        out = str(result.out_dir)
     else:
-        run_search(cfg, out, force=args.force, progress=not args.no_progress)
+        cfg = _search_config(args)
+        out = args.out if args.out is not None else default_out("search")
+        inputs = [resolve_config(args.config, "search")] if args.config else []
+        if cfg.algorithm == "random":
+            from .engine.random_search import run_random_search
+
+            run_random_search(cfg, out, force=args.force, inputs=inputs)
+        else:
+            run_search(cfg, out, force=args.force, progress=not args.no_progress, inputs=inputs)
     if train_cfg is not None:
+        from .engine.run_folder import MARKER
         from .engine.train import run_train
 
+        train_out = Path(out) / "train"
+        if args.resume and (train_out / MARKER).is_file():  # the retraining had started too
+            run_train(TrainConfig(), train_out, progress=not args.no_progress, resume=True)
+            return 0
         train_cfg = _override(
             train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig
         )
-        run_train(train_cfg, Path(out) / "train", force=args.force, progress=not args.no_progress)
+        run_train(train_cfg, train_out, force=args.force, progress=not args.no_progress)
     return 0
+
+
+def _then_train_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The train config of ``--then-train`` / ``--train-config``, or None without them."""
+    if not (args.then_train or args.train_config):
+        return None
+    if not args.train_config:
+        return TrainConfig()
+    return load_config(resolve_config(args.train_config, "train"), TrainConfig)
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -228,6 +247,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--seed", type=int, help="seed of data split, initialisation and data order")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: one per core, fewer when other processes load the cores)",
+    )
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train-<time>)")
     p.add_argument("--force", action="store_true", help="reuse a run folder that is not empty")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted training run")
@@ -282,6 +306,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--epochs": args.epochs,
                 "--batch-size": args.batch_size,
                 "--seed": args.seed,
+                "--threads": args.threads,
                 "--out": args.out,
                 "--force": args.force,
             },
@@ -299,14 +324,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ("genotype",): args.genotype,
             ("epochs",): args.epochs,
             ("seed",): args.seed,
+            ("threads",): args.threads,
             ("device",): args.device,
             ("sync_bn",): args.sync_bn,
             **_data_overrides(args),
         },
         TrainConfig,
     )
-    out = args.out or default_out("train")
-    run_train(cfg, out, force=args.force, progress=not args.no_progress)
+    out = args.out if args.out is not None else default_out("train")
+    inputs = [resolve_config(args.config, "train")] if args.config else []
+    run_train(cfg, out, force=args.force, progress=not args.no_progress, inputs=inputs)
     return 0
 
 
@@ -358,6 +385,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         if args.genotype:
             genotype = resolve_genotype(args.genotype)
             out = Path(args.out or f"plots-{Path(args.genotype).stem}")
+            if out.exists() and not out.is_dir():
+                raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
             paths = plot_genotype(genotype, out, renderer=args.renderer)
         else:
             paths = plot_run(Path(args.run_dir), renderer=args.renderer)
@@ -544,6 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteError as err:
         print(f"gradnas: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file system that refuses a read or write: one line, the path
+        where = f" {err.filename!r}" if err.filename else ""
+        print(f"gradnas: error: {err.strerror or err}:{where}", file=sys.stderr)
+        return 2
     finally:
         if "torch.distributed" in sys.modules:  # leave torchrun's process group, if joined
             from .parallel import finish

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from . import limits
 from .errors import GradnasError
+from .limits import darts_weight_bytes, gib, split_sizes
 
 ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos", "random")
 SPACES = ("darts", "nb201")
@@ -219,6 +222,7 @@ class SearchConfig:
         )
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        _check_run_bounds(self)
         _check(
             self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}"
         )
@@ -241,6 +245,8 @@ class SearchConfig:
             )
             _check(self.nb201.C >= 1, "nb201.C", f"must be >= 1, got {self.nb201.C}")
             _check(self.nb201.N >= 1, "nb201.N", f"must be >= 1, got {self.nb201.N}")
+            # 3 stages of N cells, 6 edges each, widths C, 2C, 4C: at least one 3x3 conv per edge.
+            _check_width(self.nb201.C, 3 * self.nb201.N, 2, "nb201", cells_key="N")
         _validate_data(self.data)
         net = self.network
         _check(
@@ -258,9 +264,15 @@ class SearchConfig:
             f"must be in 1..steps, got {net.multiplier}",
         )
         _check(
-            net.stem_multiplier >= 1,
+            net.steps <= limits.STEPS_MAX,
+            "network.steps",
+            f"must be <= {limits.STEPS_MAX}, got {net.steps}",
+        )
+        _check_width(net.C, net.layers, net.steps, "network")
+        _check(
+            1 <= net.stem_multiplier <= limits.STEM_MULTIPLIER_MAX,
             "network.stem_multiplier",
-            f"must be >= 1, got {net.stem_multiplier}",
+            f"must be in 1..{limits.STEM_MULTIPLIER_MAX}, got {net.stem_multiplier}",
         )
         for f in dataclasses.fields(self.optim):
             value = getattr(self.optim, f.name)
@@ -310,6 +322,7 @@ class SearchConfig:
                 f"must be >= {3 if key == 'layers' else 1}, got {getattr(rs, key)}",
             )
         _check(rs.C >= 2 and rs.C % 2 == 0, "random.C", f"must be an even number >= 2, got {rs.C}")
+        _check_width(rs.C, rs.layers, 4, "random")
         pc = self.pcdarts
         _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
         _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")
@@ -422,10 +435,28 @@ def _validate_data(data: DataConfig) -> None:
         f"unknown data set {data.name!r}; known: {list(DATASETS)}, or MODULE:FACTORY / "
         f"FILE.py:FACTORY for your own Dataset",
     )
-    _check(data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {data.batch_size}")
+    _check(
+        1 <= data.batch_size <= limits.BATCH_MAX,
+        "data.batch_size",
+        f"must be in 1..{limits.BATCH_MAX}, got {data.batch_size}",
+    )
     for key in ("val_fraction", "test_fraction"):
         value = getattr(data, key)
         _check(0 < value < 1, f"data.{key}", f"must be in (0, 1), got {value}")
+    if data.name in limits.DATA_SAMPLES:
+        sizes = split_sizes(data.name, data.val_fraction, data.test_fraction)
+        empty = [part for part, size in sizes.items() if size < 1]
+        _check(
+            not empty,
+            "data.val_fraction" if "test" not in empty else "data.test_fraction",
+            f"val_fraction {data.val_fraction} and test_fraction {data.test_fraction} leave the "
+            f"{' and '.join(empty)} split of {data.name} empty (sizes {sizes})",
+        )
+    _check(
+        data.cutout <= limits.IMAGE_SIZE_MAX,
+        "data.cutout",
+        f"must be <= {limits.IMAGE_SIZE_MAX}, got {data.cutout}",
+    )
     _check(data.cutout >= 0, "data.cutout", f"must be >= 0, got {data.cutout}")
     if data.name in FILE_DATASETS:
         _check(
@@ -526,6 +557,7 @@ class TrainConfig:
         )
         _check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         _check(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
+        _check_run_bounds(self)
         _check(
             self.device in DEVICES, "device", f"must be one of {list(DEVICES)}, got {self.device!r}"
         )
@@ -536,6 +568,15 @@ class TrainConfig:
         )
         _validate_data(self.data)
         net = self.network
+        _check_width(net.C, net.layers, 4, "network")
+        image = limits.IMAGE_SIZE.get(self.data.name, 32)
+        _check(
+            not net.auxiliary or image // 4 >= 5,
+            "network.auxiliary",
+            f"the auxiliary head needs feature maps of at least 5x5 after the second reduction, "
+            f"and {self.data.name}'s {image}x{image} images give {image // 4}x{image // 4}; "
+            f"set it to false",
+        )
         _check(
             net.C >= 2 and net.C % 2 == 0, "network.C", f"must be an even number >= 2, got {net.C}"
         )
@@ -573,6 +614,42 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _check_run_bounds(cfg: Any) -> None:
+    """Seed, epochs and threads within what numpy, the clock and the machine allow."""
+    _check(
+        0 <= cfg.seed <= limits.SEED_MAX,
+        "seed",
+        f"must be in 0..2**32-1 (numpy's seed range), got {cfg.seed}",
+    )
+    _check(
+        cfg.epochs <= limits.EPOCHS_MAX,
+        "epochs",
+        f"must be <= {limits.EPOCHS_MAX:,}, got {cfg.epochs}",
+    )
+    _check(
+        cfg.threads <= limits.THREADS_MAX,
+        "threads",
+        f"must be <= {limits.THREADS_MAX} (each thread takes its own stack and buffers), "
+        f"got {cfg.threads}",
+    )
+
+
+def _check_width(C: int, cells: int, steps: int, section: str, cells_key: str = "layers") -> None:
+    """Widths and depths with an upper bound whose error names the memory they would need."""
+    need = gib(darts_weight_bytes(C, cells, steps))
+    _check(
+        C <= limits.WIDTH_MAX,
+        f"{section}.C",
+        f"must be <= {limits.WIDTH_MAX}, got {C} (the weights alone would need at least {need})",
+    )
+    _check(
+        cells <= limits.CELLS_MAX,
+        f"{section}.{cells_key}",
+        f"gives {cells} cells, more than {limits.CELLS_MAX} "
+        f"(the weights alone would need at least {need})",
+    )
+
+
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"config key {key!r}: {message}")
@@ -601,6 +678,8 @@ def _convert(value: Any, annotation: Any, key: str, default: Any = None) -> Any:
     elif annotation is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: must be a finite number, got {value}")
     elif annotation is str:
         ok = isinstance(value, str)
     else:
@@ -648,14 +727,51 @@ def load_config(path: str | Path, cls: type = SearchConfig) -> Any:
     except OSError as err:
         raise ConfigError(f"cannot read config file {str(path)!r}: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     # Besides YAMLError, PyYAML's safe constructors raise ValueError (a date such as
     # 2001-13-01, "!!int abc", an int past Python's digit limit), AttributeError
     # ("!!timestamp abc"), IndexError ("!!int" alone), RecursionError (deep
     # nesting)... The safe loader runs no code of ours, so any error means bad text.
     except Exception as err:  # noqa: BLE001
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        raise ConfigError(
+            f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}"
+        ) from None
     return config_from_dict(data or {}, cls)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps
+    the last one silently, so a config could say two things and mean one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                mark = key_node.start_mark
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {_show(key)}", problem_mark=mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+# What an error message quotes of the user's text at most.
+_ECHO_LIMIT = 200
+
+
+def _yaml_problem(err: Exception) -> str:
+    """One line: where (line, column) and what PyYAML expected, cut to a few hundred characters."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        what = " ".join(str(part) for part in (err.context, err.problem) if part)
+        text = f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 3] + "..."
 
 
 def config_to_dict(cfg: Any) -> dict:

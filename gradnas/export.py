@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .errors import GradnasError
+from .file_mode import follow_umask
 
 # ai.onnx opset written into ONNX files: torch 2.13's default for the dynamo
 # exporter, run by onnxruntime >= 1.17. Fixing it keeps files alike across
@@ -65,6 +66,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
     )
+    follow_umask(fd)
     os.close(fd)
     tmp = Path(name)
     try:

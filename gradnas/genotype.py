@@ -261,6 +261,13 @@ class Genotype:
                 raise GenotypeError(f"{key}_concat is empty")
             if max(concat) > top:
                 raise GenotypeError(f"{key}_concat: index {max(concat)} out of range 0..{top}")
+            if key == "reduce" and min(concat) < 2:
+                # A reduction cell's inputs 0 and 1 keep the size before the reduction, so
+                # concatenating one with its (halved) nodes cannot work.
+                raise GenotypeError(
+                    f"reduce_concat: index {min(concat)} is an input of the reduction cell; "
+                    f"it concatenates intermediate nodes 2..{top}"
+                )
             if len(set(concat)) != len(concat):
                 raise GenotypeError(f"{key}_concat has duplicate indices: {list(concat)}")
         return self

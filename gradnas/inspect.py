@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import limits
 from .genotype import Genotype
 from .spaces.darts.network import NetworkCIFAR, NetworkImageNet
 
@@ -92,6 +93,31 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     return sum(count for op, count in flops.items() if op in _CONV_AND_LINEAR) // 2
 
 
+# Bounds of ``gradnas inspect``'s sizes: past them the network or one image's
+# activations would not fit in memory (the error names how much they would take).
+INSPECT_BOUNDS = {
+    "C": limits.WIDTH_MAX,
+    "layers": limits.CELLS_MAX,
+    "num_classes": 1_000_000,
+    "in_channels": 1024,
+    "image_size": limits.IMAGE_SIZE_MAX,
+}
+
+
+def check_inspect_bounds(settings: dict[str, int]) -> None:
+    """Every size positive and within :data:`INSPECT_BOUNDS`."""
+    for key, bound in INSPECT_BOUNDS.items():
+        value = settings[key]
+        if not 1 <= value <= bound:
+            weights = limits.darts_weight_bytes(settings["C"], settings["layers"], 4)
+            # One float32 map of C channels at the input size, per cell: a lower bound.
+            maps = 4.0 * settings["C"] * settings["image_size"] ** 2 * settings["layers"]
+            raise ValueError(
+                f"{key} must be in 1..{bound:,}, got {value:,} (the weights alone would need at "
+                f"least {limits.gib(weights)}, one image's feature maps {limits.gib(maps)})"
+            )
+
+
 def describe_genotype(
     genotype: Genotype,
     network: str = "cifar",
@@ -123,6 +149,7 @@ def describe_genotype(
     size = settings["image_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"image_size must be a positive int, got {size!r}")
+    check_inspect_bounds(settings)
     builder = NetworkCIFAR if network == "cifar" else NetworkImageNet
     model = builder(
         genotype,

@@ -48,9 +48,10 @@ def tiny_run(tmp_path_factory):
 def test_search_exits_zero_and_writes_every_run_file(tiny_run):
     status, out = tiny_run
     assert status == 0
-    assert {
-        p.name for p in out.iterdir()
-    } == RUN_FILES | PLOT_FILES  # and no temporary files left behind
+    assert {p.name for p in out.iterdir()} == RUN_FILES | PLOT_FILES | {
+        ".gradnas-run",
+        ".gradnas.lock",
+    }  # and no temporary files
 
 
 def test_run_folder_keeps_the_resolved_config_with_flag_overrides(tiny_run):

@@ -41,6 +41,8 @@ def test_train_writes_every_file(trained):
         "checkpoint.prev.pt",
         "model.pt",
         "result.json",
+        ".gradnas-run",  # the marker of a gradnas run folder
+        ".gradnas.lock",  # the lock each run holds
     }
     assert Genotype.from_json((out / "genotype.json").read_text()) == DARTS_V2
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 
@@ -62,10 +63,12 @@ def genotypes(draw) -> Genotype:
     """Valid genotypes: any node count per cell, any in-degree, any non-empty concat subset."""
     parts = {}
     for key in ("normal", "reduce"):
-        steps = draw(st.integers(0, 5))
+        # A reduction cell concatenates intermediate nodes only (its inputs are not reduced).
+        first = 2 if key == "reduce" else 0
+        steps = draw(st.integers(1 if key == "reduce" else 0, 5))
         parts[key] = draw(cells(steps))
         parts[f"{key}_concat"] = draw(
-            st.lists(st.integers(0, steps + 1), min_size=1, max_size=steps + 2, unique=True)
+            st.lists(st.integers(first, steps + 1), min_size=1, max_size=steps + 2, unique=True)
         )
     return Genotype(**parts)
 
@@ -456,3 +459,149 @@ def test_load_config_reports_unreadable_yaml_as_config_error(tmp_path, raw):
     path.write_bytes(raw)
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(path)
+
+
+# ---------------------------------------------------------------------------
+# Numeric config keys: whatever number a key gets, a config that validates
+# holds only finite numbers within the limits a run can meet.
+# ---------------------------------------------------------------------------
+
+
+def _numeric_paths(cls: type, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], type]]:
+    hints = typing.get_type_hints(cls)
+    paths = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            paths += _numeric_paths(kind, (*prefix, f.name))
+        elif kind in (int, float):
+            paths.append(((*prefix, f.name), kind))
+    return paths
+
+
+any_number = (
+    st.integers()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([2**32 - 1, 2**32, -1, 0, 10**9, float("inf"), float("nan"), 1e308])
+)
+
+
+def _assert_runnable(cfg) -> None:
+    from gradnas import limits
+
+    for path, _ in _numeric_paths(type(cfg)):
+        value = cfg
+        for part in path:
+            value = getattr(value, part)
+        assert math.isfinite(value), path
+    assert 0 <= cfg.seed <= limits.SEED_MAX
+    assert cfg.threads <= limits.THREADS_MAX and cfg.data.batch_size <= limits.BATCH_MAX
+    assert cfg.network.C <= limits.WIDTH_MAX and cfg.network.layers <= limits.CELLS_MAX
+    sizes = limits.split_sizes(cfg.data.name, cfg.data.val_fraction, cfg.data.test_fraction)
+    assert min(sizes.values()) >= 1
+
+
+@FUZZ
+@given(st.data())
+def test_any_number_in_a_numeric_key_gives_a_runnable_config_or_config_error(data):
+    cls = data.draw(config_classes)
+    path, _ = data.draw(st.sampled_from(_numeric_paths(cls)))
+    value = data.draw(any_number)
+    cfg = {}
+    section = cfg
+    for part in path[:-1]:
+        section = section.setdefault(part, {})
+    section[path[-1]] = value
+    try:
+        result = config_from_dict(cfg, cls)
+    except ConfigError as err:
+        assert "\n" not in str(err) and len(str(err)) < 400
+        return
+    _assert_runnable(result)
+
+
+# ---------------------------------------------------------------------------
+# Checkpoints that load but do not fit: missing or mistyped entries anywhere.
+# ---------------------------------------------------------------------------
+
+
+def _entry_paths(state, prefix=()):
+    """Paths to the entries of a checkpoint's nested dicts (tensors' insides excluded)."""
+    paths = []
+    if isinstance(state, dict):
+        for key, value in state.items():
+            paths.append((*prefix, key))
+            paths += _entry_paths(value, (*prefix, key))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    from gradnas.cli import main
+
+    root = tmp_path_factory.mktemp("fuzz_ckpt")
+    config = root / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "epochs": 1,
+                "threads": 1,
+                "plots": False,
+                "data": {"batch_size": 256},
+                "network": {"C": 2, "layers": 3, "steps": 2, "multiplier": 2},
+            }
+        )
+    )
+    assert (
+        main(["search", "--config", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
+    )
+    return root / "run"
+
+
+mistyped = st.sampled_from([None, "x", 3, -1, 2.5, [], {}, [1, 2], {"a": 1}])
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, database=None)
+@given(st.data())
+def test_a_checkpoint_with_a_missing_or_mistyped_entry_resumes_or_is_one_error(
+    finished_search, tmp_path_factory, data
+):
+    import shutil
+
+    import torch
+
+    from gradnas.cli import main
+    from gradnas.engine.files import load_checkpoint
+
+    run = tmp_path_factory.mktemp("case") / "run"
+    shutil.copytree(finished_search, run)
+    (run / "checkpoint.prev.pt").unlink(
+        missing_ok=True
+    )  # no fallback: the damaged one must be judged
+    state = load_checkpoint(run / "checkpoint.pt")
+    # Each top-level entry alike (the config and the weights would crowd out the rest).
+    top = data.draw(st.sampled_from(sorted(state, key=str)))
+    inner = [p for p in _entry_paths(state) if p[0] == top and len(p) > 1]
+    path = (
+        data.draw(st.sampled_from(sorted(inner, key=str)))
+        if inner and data.draw(st.booleans())
+        else (top,)
+    )
+    parent = state
+    for part in path[:-1]:
+        parent = parent[part]
+    if data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(mistyped)
+    torch.save(state, run / "checkpoint.pt")
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["search", "--resume", str(run), "--no-progress"])
+    assert code in (0, 2), (path, err.getvalue())
+    if code == 2:
+        assert err.getvalue().startswith("gradnas: error:") and err.getvalue().count("\n") == 1

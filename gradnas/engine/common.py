@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ..parallel import SINGLE_PROCESS, Replicas
 from .errors import NonFiniteError
-from .files import RunDirError, load_checkpoint, previous_checkpoint
+from .files import RunDirError
 from .interrupt import Interrupted, StopRequest
 
 
@@ -110,20 +110,14 @@ def csv_text(rows: list[dict[str, float]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
-def load_latest_checkpoint(out: Path, expected_format: str, log: Callable[[str], None]) -> dict:
-    """The run's checkpoint, or the one before it when the latest is missing or corrupt."""
-    path = out / "checkpoint.pt"
-    try:
-        state = load_checkpoint(path)
-    except RunDirError as err:
-        previous = previous_checkpoint(path)
-        if not previous.exists():
-            raise
-        log(f"warning: {err}; resuming from the previous checkpoint {previous}")
-        state = load_checkpoint(previous)
-    if not isinstance(state, dict) or state.get("format") != expected_format:
-        raise RunDirError(f"{path} is not a {expected_format} checkpoint")
-    return state
+def resume_position(out: Path, run: Progress, num_epochs: int) -> str:
+    """The log line of a resume: where it continues, or that nothing is left to run."""
+    if run.epoch >= num_epochs:
+        return (
+            f"resuming {out}: all {num_epochs} epochs were done; "
+            f"writing the files derived from the last checkpoint again"
+        )
+    return f"resuming {out} at epoch {run.epoch + 1}, step {run.step}"
 
 
 def check_same_position(replicas: Replicas, run: Progress, out: Path) -> None:
@@ -163,10 +157,37 @@ def check_finite(
         )
 
 
-def check_finite_weights(module: nn.Module, epoch: int, step: int) -> None:
-    if not all(torch.isfinite(p).all() for p in module.parameters()):
+def _state_tensors(value: object) -> Iterable[torch.Tensor]:
+    """Every tensor inside an optimizer's state (nested dicts and lists)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _state_tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _state_tensors(item)
+
+
+def check_finite_weights(
+    module: nn.Module,
+    epoch: int,
+    step: int,
+    optimizers: Iterable[torch.optim.Optimizer | None] = (),
+) -> None:
+    """Before a checkpoint: every parameter, buffer (BatchNorm's running
+    statistics) and optimizer state tensor (momentum, Adam moments) is
+    finite, so a checkpoint never keeps a value that would poison the resume."""
+    named = [(f"weight {n}", t) for n, t in module.named_parameters()]
+    named += [(f"buffer {n}", t) for n, t in module.named_buffers()]
+    for index, optimizer in enumerate(optimizers):
+        if optimizer is not None:
+            named += [(f"optimizer {index} state", t) for t in _state_tensors(optimizer.state)]
+    bad = [name for name, t in named if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        what = ", ".join(bad[:3] + (["..."] if len(bad) > 3 else []))
         raise NonFiniteError(
-            f"non-finite weights at epoch {epoch + 1}, step {step}; "
+            f"non-finite values at epoch {epoch + 1}, step {step} ({what}); "
             f"the last good checkpoint is kept"
         )
 
@@ -244,7 +265,7 @@ def stop_after_epoch(
     replicas: Replicas = SINGLE_PROCESS,
 ) -> None:
     """Raise :class:`Interrupted` after an epoch's checkpoint when a stop was requested (on any rank)."""
-    if replicas.any(stop.signum is not None) and run.epoch < num_epochs:
+    if replicas.any(stop.signum is not None):  # after the last epoch too: resume writes the rest
         signum = stop.signum or int(signal.SIGTERM)
         raise Interrupted(
             f"stopped by signal {signum} after epoch {run.epoch}; checkpoint written; "

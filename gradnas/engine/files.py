@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import IO, Any
 import torch
 
 from ..errors import GradnasError
+from ..file_mode import follow_umask
 
 
 class RunDirError(GradnasError, ValueError):
@@ -29,27 +31,59 @@ def _atomic_write(
     later turns out to be bad.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        follow_umask(fd)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
+            _keep_copy(path, keep_previous)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # read-only, full, no permission: one line naming the file
+            raise RunDirError(
+                f"cannot write {str(path)!r}: {err.strerror or err}; the files written before "
+                f"are unchanged"
+            ) from None
         raise
+
+
+def _keep_copy(path: Path, keep: Path) -> None:
+    """Make ``keep`` the current ``path`` while ``path`` stays: a hard link renamed into
+    place, so a failed write of the new file still leaves ``path`` (a file system
+    without hard links moves ``path`` instead, leaving only ``keep`` until the new
+    one is renamed in)."""
+    link = keep.with_name(f".{keep.name}.{os.getpid()}.tmp")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, keep)
+    except OSError:
+        link.unlink(missing_ok=True)
+        os.replace(path, keep)
 
 
 def write_text(path: Path, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def _torch_bytes(obj: Any) -> memoryview:
+    """``obj`` serialised in memory first: torch's zip writer reports a full disk as a
+    RuntimeError without the path; a plain write reports it as an OSError."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer()
+
+
 def save_torch(path: Path, obj: Any) -> None:
     """``torch.save`` atomically (no previous copy kept)."""
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    data = _torch_bytes(obj)
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def previous_checkpoint(path: Path) -> Path:
@@ -63,7 +97,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
     ``state`` holds only what ``weights_only`` loading accepts.
     """
-    _atomic_write(path, lambda f: torch.save(state, f), keep_previous=previous_checkpoint(path))
+    data = _torch_bytes(state)
+    _atomic_write(path, lambda f: f.write(data), keep_previous=previous_checkpoint(path))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -74,19 +109,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunDirError(f"checkpoint {str(path)!r} does not exist") from None
     except Exception as err:  # noqa: BLE001 -- truncated zip, bad pickle, foreign object: one message
         raise RunDirError(
-            f"checkpoint {str(path)!r} is corrupt or not a gradnas checkpoint ({err})"
+            f"checkpoint {str(path)!r} is corrupt or not a gradnas checkpoint ({load_problem(err)})"
         ) from None
 
 
-def prepare_run_dir(path: Path, force: bool) -> Path:
-    """Create the run folder; an existing non-empty one is only reused with ``force``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"run folder {str(path)!r} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise RunDirError(
-            f"run folder {str(path)!r} already exists and is not empty; "
-            f"choose another --out or pass --force to overwrite it"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def load_problem(err: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one short line.
+
+    Torch's own message advises loading again with ``weights_only=False``,
+    which would run whatever code a hostile file holds; it is never repeated.
+    """
+    text = str(err)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain values, which are not loaded"
+    first = " ".join(text.split("\n")[0].split())
+    return first[:200] if first else type(err).__name__

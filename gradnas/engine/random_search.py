@@ -14,7 +14,7 @@ rank 0 writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -30,7 +30,9 @@ from ..genotype_sampling import sample_genotype
 from ..spaces.darts import NetworkCIFAR
 from .common import csv_text, evaluate, flush_denormals, quiet, seed_everything, to_device
 from .data import check_batch_fits, load_data, loader_options, write_data_info
-from .files import prepare_run_dir, write_text
+from .files import write_text
+from .run_folder import RunFolder
+from .threads import choose_threads
 
 TRIAL_COLUMNS = ("trial", "val_acc", "best_val_acc", "parameters", "seconds", "genotype")
 
@@ -82,12 +84,27 @@ def train_and_score(
 
 
 def run_random_search(
-    cfg: SearchConfig, out_dir: str | Path, force: bool = False, log: Callable[[str], None] = print
+    cfg: SearchConfig,
+    out_dir: str | Path,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    inputs: Sequence[str | Path] = (),
 ) -> Genotype:
-    out = Path(out_dir)
+    """Random search into ``out_dir``, holding its lock from start to end."""
+    with RunFolder(out_dir) as folder:
+        return _run_random_search(folder, cfg, force, log, inputs)
+
+
+def _run_random_search(
+    folder: RunFolder,
+    cfg: SearchConfig,
+    force: bool,
+    log: Callable[[str], None],
+    inputs: Sequence[str | Path],
+) -> Genotype:
+    out = folder.path
     flush_denormals()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    choose_threads(cfg.threads, log)
     replicas, device = parallel.start(cfg.device)
     main = replicas.is_main
     if not main:
@@ -113,7 +130,7 @@ def run_random_search(
         **opts,
     )
     if main:
-        prepare_run_dir(out, force)
+        folder.claim_new(force, "random search", inputs)
         write_text(out / "config.yaml", dump_config(cfg))
         write_data_info(out, splits)
     steps = cfg.network.steps

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +40,6 @@ from ..algorithms.spos import evolution_search, path_accuracy
 from ..config import (
     SearchConfig,
     TrainConfig,
-    config_from_dict,
     config_to_dict,
     dump_config,
 )
@@ -63,19 +62,22 @@ from .common import (
     csv_text,
     evaluate,
     flush_denormals,
-    load_latest_checkpoint,
     quiet,
+    resume_position,
     run_epoch_steps,
     seed_everything,
     stop_after_epoch,
     to_device,
 )
 from .data import check_batch_fits, load_data, loader_options, write_data_info
-from .files import prepare_run_dir, save_checkpoint, write_text
+from .files import save_checkpoint, write_text
 from .interrupt import StopRequest
+from .resume import check_progress, restore_first_fitting, resume_candidates
 from .rng import get_rng_state, set_rng_state
+from .run_folder import RunFolder, hint_on_second_interrupt, is_main_process
 from .summary import choices_changed, decisiveness
 from .tensorboard import TensorboardLog
+from .threads import choose_threads
 
 CHECKPOINT_FORMAT = "gradnas-search-1"
 METRIC_COLUMNS = (
@@ -289,7 +291,9 @@ def check_world_size(saved: int, now: int, log: Callable[[str], None]) -> None:
 
 def _save(setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path) -> None:
     """Checkpoint (rank 0), unless a weight went non-finite: then the last good checkpoint stays."""
-    check_finite_weights(setup.supernet, run.epoch, run.step)
+    check_finite_weights(
+        setup.supernet, run.epoch, run.step, (setup.weight_optimizer, setup.arch_optimizer)
+    )
     setup.replicas.broadcast_buffers_(setup.supernet)
     if setup.replicas.is_main:
         save_checkpoint(out / "checkpoint.pt", checkpoint_state(setup, cfg, run))
@@ -368,11 +372,7 @@ def _search_epochs(
         run.epoch, run.step, run.sums = epoch + 1, 0, {}
         _save(setup, cfg, run, out)
         if main:
-            write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-            write_text(
-                out / "alphas.json",
-                json.dumps({"choices": space_choices, "history": run.alpha_history}),
-            )
+            write_epoch_files(out, run, space_choices)
         # One line within 120 columns; the genotype itself is in genotype.json (rewritten
         # every epoch) and in the end-of-search summary.
         arch = ""
@@ -408,6 +408,7 @@ def run_search(
     log: Callable[[str], None] = print,
     resume: bool = False,
     datasets: tuple[Dataset, Dataset] | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> SearchResult:
     """Run a whole search and write its run folder (see the module docstring).
 
@@ -419,43 +420,74 @@ def run_search(
     stored there, and ends bit-identical to an uninterrupted run on the same
     machine, thread count and number of processes.
 
+    The run holds the folder's lock (:mod:`gradnas.engine.run_folder`) from
+    start to end; ``inputs`` are files it reads, which ``force`` never removes.
+
     Started by ``torchrun`` with several processes, this runs data-parallel
     (see the module docstring); on a resume every rank reads the checkpoint,
     so on several machines the run folder must be on a shared file system.
     """
-    out = Path(out_dir)
-    state = None
+    with RunFolder(out_dir) as folder, hint_on_second_interrupt(folder, "search"):
+        return _run_search(folder, cfg, force, progress, log, resume, inputs, datasets)
+
+
+def _run_search(
+    folder: RunFolder,
+    cfg: SearchConfig,
+    force: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    resume: bool,
+    inputs: Sequence[str | Path],
+    datasets: tuple[Dataset, Dataset] | None,
+) -> SearchResult:
+    out = folder.path
+    candidates: list[tuple[Path, dict]] = []
     if resume:
-        state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
-        cfg = config_from_dict(state["config"])
+        if is_main_process():
+            folder.claim_existing()
+        cfg, candidates = resume_candidates(out, CHECKPOINT_FORMAT, SearchConfig, log)
     flush_denormals()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    choose_threads(cfg.threads, log)
     replicas, device = parallel.start(cfg.device)
     if not replicas.is_main:
         log, progress = quiet, False
-    setup = build_search(
-        cfg, replicas, device, datasets
-    )  # bad data fails here, before the run folder is touched
-    place_on_device(setup, cfg)
-    if state is None and replicas.is_main:
-        prepare_run_dir(out, force)
+
+    def build() -> SearchSetup:
+        setup = build_search(
+            cfg, replicas, device, datasets
+        )  # bad data fails here, before any write
+        place_on_device(setup, cfg)
+        return setup
+
+    setup = build()
+    if not resume and replicas.is_main:
+        folder.claim_new(force, "search", inputs)
     alphas = getattr(setup.mutator, "arch_params", {})
     space_choices = {
         sid: list(members[0].full_choice_names)
         for sid, members in setup.mutator.search_spaces.items()
         if sid in alphas
     }
-    if state is None:
+    if not candidates:
+        if resume:
+            log(f"resuming {out}: no checkpoint yet, starting the run from its config.yaml")
         if replicas.is_main:
             write_text(out / "config.yaml", dump_config(cfg))
             if setup.data is not None:
                 write_data_info(out, setup.data)
         run = Progress(alpha_history=[{"epoch": 0, "probs": alpha_snapshot(setup.mutator)}])
     else:
-        run = restore_checkpoint(setup, state, log)
+
+        def restore(setup: SearchSetup, state: dict) -> Progress:
+            run = restore_checkpoint(setup, state, log)
+            check_progress(run, cfg.epochs, len(setup.train_loader))
+            return run
+
+        setup, run = restore_first_fitting(candidates, setup, build, restore, log)
+        alphas = getattr(setup.mutator, "arch_params", {})
         check_same_position(replicas, run, out)
-        log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
+        log(resume_position(out, run, cfg.epochs))
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
     log(
         f"search: {cfg.algorithm} on {cfg.data.name}{on}, {cfg.epochs} epochs, "
@@ -469,6 +501,8 @@ def run_search(
     finally:
         if board is not None:
             board.close()
+    if replicas.is_main:  # again: a run resumed after its last checkpoint rewrites them here
+        write_epoch_files(out, run, space_choices)
     genotype = derive(setup.supernet, setup.mutator)
     if genotype is None:  # SPOS: the architecture is the path the evolution scores best
         genotype = spos_evolution(setup, cfg, log)
@@ -520,6 +554,15 @@ def run_search(
         log(f"  {warning}")
     log(f"  files          {out}/: {' '.join(written)}")
     return SearchResult(genotype=genotype, history=run.history, out_dir=out)
+
+
+def write_epoch_files(out: Path, run: Progress, space_choices: dict) -> None:
+    """``metrics.csv`` and ``alphas.json`` from the run's history (all a checkpoint holds)."""
+    write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+    write_text(
+        out / "alphas.json",
+        json.dumps({"choices": space_choices, "history": run.alpha_history}),
+    )
 
 
 def draw_plots(

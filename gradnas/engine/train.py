@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,6 @@ from .. import parallel
 from ..algorithms.base import accuracy
 from ..config import (
     TrainConfig,
-    config_from_dict,
     config_to_dict,
     dump_config,
     load_config,
@@ -45,6 +44,7 @@ from ..config import (
 from ..data import make_loader
 from ..data.sources import Splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
+from ..genotype_file import read_genotype_file
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
 from .command import resume_command
 from .common import (
@@ -56,17 +56,26 @@ from .common import (
     csv_text,
     evaluate,
     flush_denormals,
-    load_latest_checkpoint,
     quiet,
+    resume_position,
     run_epoch_steps,
     seed_everything,
     stop_after_epoch,
     to_device,
 )
 from .data import check_batch_fits, load_data, loader_options, read_data_info, write_data_info
-from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
+from .files import RunDirError, load_problem, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
+from .resume import (
+    MISFIT_ERRORS,
+    check_progress,
+    one_line,
+    restore_first_fitting,
+    resume_candidates,
+)
 from .rng import get_rng_state, set_rng_state
+from .run_folder import RunFolder, hint_on_second_interrupt, is_main_process
+from .threads import choose_threads
 
 CHECKPOINT_FORMAT = "gradnas-train-1"
 METRIC_COLUMNS = (
@@ -97,11 +106,7 @@ def resolve_genotype(spec: str) -> Genotype:
             f"genotype {spec!r} is neither a published name ({', '.join(PUBLISHED)}) "
             f"nor a genotype file"
         )
-    text = path.read_text()
-    try:
-        return Genotype.from_json(text) if text.lstrip().startswith("{") else Genotype.parse(text)
-    except GenotypeError as err:
-        raise GenotypeError(f"{path}: {err}") from None
+    return read_genotype_file(path)
 
 
 def build_network(
@@ -237,7 +242,7 @@ def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress, rng_ran
 
 def _save(setup: TrainSetup, cfg: TrainConfig, run: Progress, out: Path) -> None:
     """Checkpoint (rank 0, with every rank's RNG state), unless a weight went non-finite."""
-    check_finite_weights(setup.model, run.epoch, run.step)
+    check_finite_weights(setup.model, run.epoch, run.step, (setup.optimizer,))
     rng_ranks = setup.replicas.gather(get_rng_state())
     setup.replicas.broadcast_buffers_(setup.model)
     if setup.replicas.is_main:
@@ -277,47 +282,77 @@ def run_train(
     log: Callable[[str], None] = print,
     resume: bool = False,
     datasets: tuple[Dataset, Dataset] | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> TrainResult:
     """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring).
 
     ``datasets=(train, test)`` trains on your own ``Dataset`` objects (with
-    ``cfg.data.name = "datasets"``); a resume needs them passed again."""
-    out = Path(out_dir)
-    state = None
+    ``cfg.data.name = "datasets"``); a resume needs them passed again. The run holds the
+    folder's lock from start to end; ``inputs`` (its ``--config``) and the genotype file are
+    never removed by ``force``.
+    """
+    with RunFolder(out_dir) as folder, hint_on_second_interrupt(folder, "train"):
+        return _run_train(folder, cfg, force, progress, log, resume, inputs, datasets)
+
+
+def _run_train(
+    folder: RunFolder,
+    cfg: TrainConfig,
+    force: bool,
+    progress: bool,
+    log: Callable[[str], None],
+    resume: bool,
+    inputs: Sequence[str | Path],
+    datasets: tuple[Dataset, Dataset] | None,
+) -> TrainResult:
+    out = folder.path
+    candidates: list[tuple[Path, dict]] = []
     if resume:
-        state = load_latest_checkpoint(out, CHECKPOINT_FORMAT, log)
-        cfg = config_from_dict(state["config"], TrainConfig)
+        if is_main_process():
+            folder.claim_existing()
+        cfg, candidates = resume_candidates(out, CHECKPOINT_FORMAT, TrainConfig, log)
     flush_denormals()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    choose_threads(cfg.threads, log)
     replicas, device = parallel.start(cfg.device)
     if not replicas.is_main:
         log, progress = quiet, False
-    setup = build_train(
-        cfg, replicas, device, datasets
-    )  # a bad genotype or data fails here, before the run folder is touched
+
+    def build() -> TrainSetup:
+        return build_train(cfg, replicas, device, datasets)  # a bad genotype or data fails here
+
+    setup = build()
     n_params = sum(p.numel() for p in setup.model.parameters())
-    if state is None:
+    if not resume and replicas.is_main:
+        genotype_file = [cfg.genotype] if Path(cfg.genotype).exists() else []
+        folder.claim_new(force, "train", [*inputs, *genotype_file])
+    if not candidates:
+        if resume:
+            log(f"resuming {out}: no checkpoint yet, starting the run from its config.yaml")
         if replicas.is_main:
-            prepare_run_dir(out, force)
             write_text(out / "config.yaml", dump_config(cfg))
             write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
             if setup.data is not None:
                 write_data_info(out, setup.data)
         run = Progress()
     else:
-        if Genotype.from_dict(state["genotype"]) != setup.genotype:
-            raise RunDirError(
-                f"{out}: the genotype the run started with differs from {cfg.genotype!r} now"
-            )
-        setup.model.load_state_dict(state["model"])
-        setup.optimizer.load_state_dict(state["optimizer"])
-        setup.scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state, replicas, cfg.seed, log)
-        check_thread_count(state["threads"], log)
-        run = Progress.from_state(state["progress"])
+
+        def restore(setup: TrainSetup, state: dict) -> Progress:
+            if Genotype.from_dict(state["genotype"]) != setup.genotype:
+                raise RunDirError(
+                    f"the genotype the run started with differs from {cfg.genotype!r} now"
+                )
+            setup.model.load_state_dict(state["model"])
+            setup.optimizer.load_state_dict(state["optimizer"])
+            setup.scheduler.load_state_dict(state["scheduler"])
+            restore_rng(state, replicas, cfg.seed, log)
+            check_thread_count(state["threads"], log)
+            run = Progress.from_state(state["progress"])
+            check_progress(run, cfg.epochs, len(setup.train_loader))
+            return run
+
+        setup, run = restore_first_fitting(candidates, setup, build, restore, log)
         check_same_position(replicas, run, out)
-        log(f"resuming {out} at epoch {run.epoch + 1}, step {run.step}")
+        log(resume_position(out, run, cfg.epochs))
     on = f" on {replicas.world_size} processes ({device.type})" if replicas.active else ""
     log(
         f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}"
@@ -385,6 +420,8 @@ def run_train(
         test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
     if not replicas.is_main:
         return TrainResult(test_acc, test_loss, run.history, out)
+    # Again: a run resumed after its last checkpoint may have died before writing it.
+    write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
     save_torch(out / "model.pt", setup.model.state_dict())
     result = {
         "test_acc": test_acc,
@@ -411,11 +448,21 @@ def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
         splits = load_data(cfg.data, cfg.seed)
         info = {"in_channels": splits.in_channels, "num_classes": splits.num_classes}
     model = build_network(cfg, genotype, info["in_channels"], info["num_classes"])
+    path = run_dir / "model.pt"
     try:
-        state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise RunDirError(
-            f"{run_dir / 'model.pt'} does not exist; is {run_dir} a finished gradnas train run?"
+            f"{path} does not exist; is {run_dir} a finished gradnas train run?"
         ) from None
-    model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 -- truncated, not a torch file, objects a safe load refuses
+        raise RunDirError(
+            f"{path} is corrupt or not a gradnas model ({load_problem(err)})"
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except MISFIT_ERRORS as err:
+        raise RunDirError(
+            f"{path} does not fit the network of {run_dir / 'config.yaml'} ({one_line(err)})"
+        ) from None
     return model.eval(), cfg

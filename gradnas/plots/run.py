@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..genotype import Genotype, GenotypeError
+from ..genotype_file import read_genotype_file
 from .alphas import plot_alphas
 from .cells import CELL_TYPES, cell_of, plot_cell
 from .curves import metric_columns, plot_curves
@@ -35,10 +36,11 @@ def plot_genotype(genotype: Genotype, out_dir: Path, renderer: str = "auto") -> 
 
 
 def read_genotype(path: Path) -> Genotype:
+    """The run's genotype, its ops checked: a plot never draws an op that does not exist."""
     try:
-        return Genotype.from_json(path.read_text())
+        return read_genotype_file(path)
     except GenotypeError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ValueError(str(err)) from None
 
 
 def read_alphas(path: Path) -> Any:
