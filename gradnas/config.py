@@ -658,7 +658,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 def _convert(value: Any, annotation: Any, key: str, default: Any = None) -> Any:
     """Check ``value`` against a field annotation; ints are accepted for floats.
     A section (a nested dataclass) fills the keys it leaves out from ``default``."""
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return _build(annotation, value, key, default)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_LIMIT:
         raise ConfigError(
@@ -713,7 +713,7 @@ def _build(cls: type, data: Any, prefix: str = "", base: Any = None) -> Any:
     return dataclasses.replace(base, **kwargs)
 
 
-def config_from_dict(data: dict, cls: type = SearchConfig) -> Any:
+def config_from_dict(data: dict[str, Any], cls: type = SearchConfig) -> Any:
     """A validated ``cls`` (:class:`SearchConfig` or :class:`TrainConfig`) from nested plain data."""
     return _build(cls, data).validate()
 
@@ -743,7 +743,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps
     the last one silently, so a config could say two things and mean one)."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -774,7 +774,7 @@ def _yaml_problem(err: Exception) -> str:
     return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 3] + "..."
 
 
-def config_to_dict(cfg: Any) -> dict:
+def config_to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 

@@ -238,7 +238,7 @@ def read_cifar(name: str, data_dir: str | Path, train: bool) -> tuple[np.ndarray
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-class CifarDataset(Dataset):
+class CifarDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """uint8 images in memory, served as normalised float tensors.
 
     Item ``i`` is ``(transform((images[i] / 255 - mean) / std), labels[i])``:

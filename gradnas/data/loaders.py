@@ -183,16 +183,17 @@ class InfiniteStream:
     (2, 1)
     """
 
-    def __init__(self, loader: DataLoader) -> None:
+    def __init__(self, loader: DataLoader[Any]) -> None:
         self.loader = loader
         self.epochs_started = 0
         self.batches_in_epoch = 0
         self._iterator: Iterator[Any] | None = None
 
-    def _start_epoch(self) -> None:
-        self._iterator = iter(self.loader)
+    def _start_epoch(self) -> Iterator[Any]:
+        """A new pass over the loader, counted; the caller keeps it as ``_iterator``."""
         self.epochs_started += 1
         self.batches_in_epoch = 0
+        return iter(self.loader)
 
     def __iter__(self) -> InfiniteStream:
         return self
@@ -218,11 +219,11 @@ class InfiniteStream:
 
     def __next__(self) -> Any:
         if self._iterator is None:
-            self._start_epoch()
+            self._iterator = self._start_epoch()
         try:
             batch = next(self._iterator)
         except StopIteration:
-            self._start_epoch()
+            self._iterator = self._start_epoch()
             try:
                 batch = next(self._iterator)
             except StopIteration:
@@ -235,7 +236,9 @@ class InfiniteStream:
         return batch
 
 
-def split_dataset(dataset: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
+def split_dataset(
+    dataset: Dataset[Any], fraction: float, seed: int
+) -> tuple[Subset[Any], Subset[Any]]:
     """Split any map-style data set into two disjoint, seeded ``Subset``s.
 
     ``fraction`` is the share of samples that go to the *second* subset

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .cifar import DataError
+from .errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Pixels of this label are not scored (PASCAL VOC's object boundaries, Cityscapes' void).

@@ -11,12 +11,14 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..data.loaders import EpochBatchSampler
 from ..parallel import SINGLE_PROCESS, Replicas
 from .errors import NonFiniteError
 from .files import RunDirError
@@ -42,7 +44,7 @@ def flush_denormals() -> None:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: torch.utils.data.DataLoader, replicas: Replicas = SINGLE_PROCESS
+    model: nn.Module, loader: torch.utils.data.DataLoader[Any], replicas: Replicas = SINGLE_PROCESS
 ) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` in eval mode over ``loader``, on the model's device.
 
@@ -64,8 +66,8 @@ def evaluate(
             total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
             count += len(y)
-    total, right, count = replicas.sum_([total_loss.item(), correct.item(), float(count)])
-    return total / count, right / count
+    total, right, seen = replicas.sum_([total_loss.item(), correct.item(), float(count)])
+    return total / seen, right / seen
 
 
 def to_device(batch: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -80,9 +82,9 @@ class Progress:
     step: int = 0  # steps completed in that epoch
     sums: dict[str, float] = field(default_factory=dict)  # running metric sums of the epoch
     history: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
-    alpha_history: list[dict] = field(default_factory=list)  # search only
+    alpha_history: list[dict[str, Any]] = field(default_factory=list)  # search only
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "step": self.step,
@@ -92,7 +94,7 @@ class Progress:
         }
 
     @classmethod
-    def from_state(cls, p: dict) -> Progress:
+    def from_state(cls, p: dict[str, Any]) -> Progress:
         return cls(
             p["epoch"], p["step"], dict(p["sums"]), list(p["history"]), list(p["alpha_history"])
         )
@@ -178,7 +180,9 @@ def check_finite_weights(
     """Before a checkpoint: every parameter, buffer (BatchNorm's running
     statistics) and optimizer state tensor (momentum, Adam moments) is
     finite, so a checkpoint never keeps a value that would poison the resume."""
-    named = [(f"weight {n}", t) for n, t in module.named_parameters()]
+    named: list[tuple[str, torch.Tensor]] = [
+        (f"weight {n}", t) for n, t in module.named_parameters()
+    ]
     named += [(f"buffer {n}", t) for n, t in module.named_buffers()]
     for index, optimizer in enumerate(optimizers):
         if optimizer is not None:
@@ -193,7 +197,7 @@ def check_finite_weights(
 
 
 def run_epoch_steps(
-    loader: torch.utils.data.DataLoader,
+    loader: torch.utils.data.DataLoader[Any],
     step: Callable[[object], dict[str, float]],
     run: Progress,
     num_epochs: int,
@@ -215,6 +219,10 @@ def run_epoch_steps(
     the same one.
     """
     sampler = loader.batch_sampler
+    if not isinstance(sampler, EpochBatchSampler):
+        raise TypeError(
+            "run_epoch_steps needs a loader built by make_loader (an EpochBatchSampler)"
+        )
     steps_per_epoch = len(loader)
     sampler.epoch, sampler.start_batch = run.epoch, run.step
     rng = torch.get_rng_state()

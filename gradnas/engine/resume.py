@@ -40,7 +40,7 @@ def one_line(err: BaseException, limit: int = 200) -> str:
 
 def resume_candidates(
     out: Path, expected_format: str, cls: type, log: Callable[[str], None]
-) -> tuple[Any, list[tuple[Path, dict]]]:
+) -> tuple[Any, list[tuple[Path, dict[str, Any]]]]:
     """The run's config and the checkpoints written under it, latest first.
 
     No checkpoint at all (killed before the first one) gives an empty list:
@@ -55,7 +55,7 @@ def resume_candidates(
         except ConfigError as err:
             raise RunDirError(f"cannot resume {str(out)!r}: {err}") from None
     latest = out / "checkpoint.pt"
-    candidates: list[tuple[Path, dict]] = []
+    candidates: list[tuple[Path, dict[str, Any]]] = []
     problems: list[str] = []
     for path in (latest, previous_checkpoint(latest)):
         if not path.exists():
@@ -87,10 +87,10 @@ def resume_candidates(
 
 
 def restore_first_fitting(
-    candidates: list[tuple[Path, dict]],
+    candidates: list[tuple[Path, dict[str, Any]]],
     setup: Setup,
     rebuild: Callable[[], Setup],
-    restore: Callable[[Setup, dict], Restored],
+    restore: Callable[[Setup, dict[str, Any]], Restored],
     log: Callable[[str], None],
 ) -> tuple[Setup, Restored]:
     """``restore(setup, state)`` with the first candidate that fits; a setup that a

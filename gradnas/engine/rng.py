@@ -4,32 +4,33 @@ and Python in a form ``torch.load(weights_only=True)`` accepts."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
 
 
-def get_rng_state() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+def get_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     version, internal, gauss = random.getstate()
-    state = {
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {
             "kind": kind,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached_gaussian": float(cached),
         },
         "python": {"version": version, "internal": list(internal), "gauss": gauss},
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         # Gumbel and Dirichlet samples on a GPU draw from it
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])

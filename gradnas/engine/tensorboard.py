@@ -31,7 +31,7 @@ class TensorboardLog:
         for key, value in metrics.items():
             self.writer.add_scalar(f"step/{key}", value, global_step)
 
-    def epoch(self, row: dict, alphas: dict[str, torch.Tensor], epoch: int) -> None:
+    def epoch(self, row: dict[str, float], alphas: dict[str, torch.Tensor], epoch: int) -> None:
         for key, value in row.items():
             if key != "epoch" and isinstance(value, (int, float)):
                 self.writer.add_scalar(f"epoch/{key}", value, epoch)
