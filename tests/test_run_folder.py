@@ -222,3 +222,37 @@ def test_runs_racing_on_one_folder_are_refused_or_leave_one_consistent_run(tmp_p
         else:  # every run was refused (the resume took the lock first): nothing was written
             assert not (out / "config.yaml").exists()
     assert finished_runs >= 1
+
+
+def test_a_forked_child_does_not_keep_the_lock_after_its_parent_is_gone(tmp_path):
+    # DataLoader workers are forked; a worker outliving a killed run must not lock its folder.
+    import multiprocessing
+
+    from gradnas.engine import run_folder
+    from gradnas.engine.run_folder import RunFolder
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    ctx = multiprocessing.get_context("fork")
+    ready, done = ctx.Event(), ctx.Event()
+
+    def child() -> None:  # a worker that lives on after the parent lets go of the lock
+        ready.set()
+        done.wait(30)
+
+    holder = RunFolder(folder)
+    holder._lock()
+    worker = ctx.Process(target=child)
+    worker.start()
+    assert ready.wait(30)
+    # A killed parent: the kernel closes its descriptor, with no unlock call.
+    os.close(holder._fd)
+    run_folder._HELD.discard(holder._fd)
+    try:
+        second = RunFolder(folder)
+        second._lock()  # must not be refused while the forked child is alive
+        assert worker.is_alive()
+        second.release()
+    finally:
+        done.set()
+        worker.join(30)
