@@ -53,6 +53,8 @@ RUN_FILE_PATTERNS = (
     "model.onnx",
     "model.pt2",
     "result.json",
+    "data.json",  # the data's shapes and statistics (gradnas/engine/data.py)
+    "space.json",  # the search space reference and input shapes
     "alphas_normal.png",
     "alphas_normal.svg",
     "alphas_reduce.png",
