@@ -152,12 +152,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
             else TrainConfig()
         )
     out = args.out or default_out("search")
-    if cfg.algorithm == "random":
-        from .engine.random_search import run_random_search
-
-        run_random_search(cfg, out, force=args.force)
-    else:
-        run_search(cfg, out, force=args.force, progress=not args.no_progress)
+    run_search(cfg, out, force=args.force, progress=not args.no_progress)
     if train_cfg is not None:
         from .engine.train import run_train
 

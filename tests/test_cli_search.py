@@ -18,6 +18,7 @@ TINY = {
 }
 RUN_FILES = {
     "config.yaml",
+    "space.json",  # the space and the data shapes, for train RUN_DIR and export
     "metrics.csv",
     "alphas.json",
     "genotype.json",

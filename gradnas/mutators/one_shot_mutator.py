@@ -47,6 +47,9 @@ class OneShotMutator(nn.Module):
             )
         self.exclude = tuple(exclude)
         self.search_spaces: dict[str, list[MutableModule]] = {}
+        # No alphas, but the same attribute as a DiffMutator's, so callers need not ask
+        # which mutator they have.
+        self.arch_params = nn.ParameterDict()
         # space id -> choice name -> space ids of the mutables inside that choice.
         self._inner: dict[str, dict[str, set[str]]] = {}
 
@@ -76,6 +79,14 @@ class OneShotMutator(nn.Module):
                         inner.setdefault(space_id, {}).setdefault(name, set()).update(inside)
         self.search_spaces = groups
         self._inner = inner
+
+    def arch_probs(self) -> dict[str, torch.Tensor]:
+        """No decision has an alpha: empty, as for a supernet without architecture parameters."""
+        return {}
+
+    def arch_parameters(self):
+        """No architecture parameters."""
+        return iter(())
 
     def _allowed(self, op: MutableModule) -> list[str]:
         return [name for name in op.choice_names if name not in self.exclude]
