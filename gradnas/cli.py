@@ -51,8 +51,10 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
     p.add_argument(
         "--space",
-        choices=SPACES,
-        help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)",
+        metavar="darts|nb201|PKG.MODULE:FACTORY|FILE.py:FACTORY",
+        help="search space: DARTS cells, NAS-Bench-201 cells, or your own supernet: "
+        "FACTORY(in_channels, num_classes) returns an nn.Module built from gradnas mutables "
+        "(default: darts)",
     )
     p.add_argument("--data", choices=DATASETS, help="data set (default: digits)")
     p.add_argument("--data-dir", metavar="DIR", help="folder of the CIFAR binary files")
@@ -104,7 +106,7 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
         cfg,
         {
             ("algorithm",): args.algorithm,
-            ("space",): args.space,
+            ("space",): _absolute_space(args.space),
             ("epochs",): args.epochs,
             ("tensorboard",): args.tensorboard,
             ("seed",): args.seed,
@@ -116,6 +118,17 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
         },
         SearchConfig,
     )
+
+
+def _absolute_space(space: str | None) -> str | None:
+    """A ``file.py:FACTORY`` reference with an absolute path, so that ``--resume`` and
+    ``gradnas train RUN_DIR`` find the file from any folder."""
+    if space is None or space in SPACES:
+        return space
+    target, sep, attr = space.rpartition(":")
+    if sep and (target.endswith(".py") or "/" in target):
+        return f"{Path(target).resolve()}:{attr}"
+    return space
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -156,9 +169,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if train_cfg is not None:
         from .engine.train import run_train
 
-        train_cfg = _override(
-            train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig
-        )
+        train_cfg = _override(train_cfg, {("genotype",): str(Path(out))}, TrainConfig)
         run_train(train_cfg, Path(out) / "train", force=args.force, progress=not args.no_progress)
     return 0
 
@@ -310,8 +321,9 @@ def _plot_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .architectures import plot_search_run
     from .engine.train import resolve_genotype
-    from .plots import plot_genotype, plot_run
+    from .plots import plot_genotype
 
     if (args.run_dir is None) == (args.genotype is None):
         raise ConfigError("give either a RUN_DIR or --genotype NAME|FILE")
@@ -321,7 +333,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             out = Path(args.out or f"plots-{Path(args.genotype).stem}")
             paths = plot_genotype(genotype, out, renderer=args.renderer)
         else:
-            paths = plot_run(Path(args.run_dir), renderer=args.renderer)
+            paths = plot_search_run(Path(args.run_dir), renderer=args.renderer)
     # unreadable run files, a failing dot: one line, no traceback
     except (ValueError, RuntimeError) as err:
         if isinstance(err, GenotypeError):
@@ -361,10 +373,14 @@ def _inspect_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .engine.train import resolve_genotype
+    from .architectures import resolve_architecture
+    from .genotype import Genotype
     from .inspect import describe_genotype
 
-    genotype = resolve_genotype(args.genotype)
+    resolved = resolve_architecture(args.genotype)
+    genotype = resolved.arch
+    if not isinstance(genotype, Genotype):  # another space: its fixed network as the run built it
+        return _inspect_fixed(args, resolved)
     try:
         info = describe_genotype(
             genotype,
@@ -390,6 +406,33 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_fixed(args: argparse.Namespace, resolved) -> int:
+    """Weights and multiply-adds of the fixed network of a non-DARTS architecture, at the
+    shapes its run folder recorded (or --in-channels / --num-classes / --image-size)."""
+    from .inspect import count_macs, count_parameters
+    from .spaces.contract import SpaceError
+
+    shape = resolved.shapes.image_shape if resolved.shapes is not None else (3, 32, 32)
+    in_channels = args.in_channels or shape[0]
+    size = (args.image_size, args.image_size) if args.image_size else tuple(shape[1:])
+    num_classes = args.num_classes or (
+        resolved.shapes.num_classes if resolved.shapes is not None else 10
+    )
+    try:
+        model = resolved.space.fixed_network(resolved.arch, in_channels, num_classes)
+        macs = count_macs(model.eval(), (in_channels, *size))
+    except (SpaceError, ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from None
+    print(f"architecture  {resolved.arch}")
+    print(
+        f"network       {resolved.space.name} {resolved.space.fixed_size()}, {num_classes} classes, "
+        f"{in_channels}x{size[0]}x{size[1]} input"
+    )
+    print(f"weights       {count_parameters(model):,}")
+    print(f"multiply-adds {macs:,}")
+    return 0
+
+
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -411,12 +454,16 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
-    from .engine.train import load_trained
+    from .engine.train import load_trained, trained_shapes
     from .export import ExportError, export_onnx, export_pt2, max_abs_difference_onnx
 
     model, cfg = load_trained(args.run_dir)
-    image_size = 8 if cfg.data.name == "digits" else 32
-    example = torch.zeros(1, model.stem_conv[0].in_channels, image_size, image_size)
+    shapes = trained_shapes(args.run_dir)  # recorded by the run: no need to load the data set
+    if shapes is not None:
+        example = torch.zeros(1, *shapes.image_shape)
+    else:  # a run folder from before space.json: DARTS cells, digits or CIFAR
+        image_size = 8 if cfg.data.name == "digits" else 32
+        example = torch.zeros(1, model.stem_conv[0].in_channels, image_size, image_size)
     out = Path(args.out or Path(args.run_dir) / f"model.{args.format}")
     try:
         if args.format == "onnx":

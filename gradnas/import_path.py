@@ -49,6 +49,8 @@ def _load_file(path: Path, ref: str, what: str) -> Any:
 
 
 def _load_module(name: str, ref: str, what: str) -> Any:
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules of the current folder
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:

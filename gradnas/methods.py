@@ -228,8 +228,14 @@ def search_space(
     in_channels: int = 3,
     num_classes: int = 10,
     image_shape: tuple[int, ...] | None = None,
+    factory: Callable[[int, int], nn.Module] | None = None,
 ) -> SearchSpace:
-    """The space ``cfg.space`` names: ``darts``, ``nb201`` or a factory reference."""
+    """The space ``cfg.space`` names: ``darts``, ``nb201`` or a factory reference
+    (``factory``, when given, is that factory itself: the Python API's object)."""
+    if factory is not None:
+        return ModuleSpace(
+            factory, cfg.space, tuple(image_shape or (in_channels, 32, 32)), num_classes
+        )
     if cfg.space == "nb201":
         return NB201Space(C=cfg.nb201.C, N=cfg.nb201.N)
     if cfg.space == "darts":

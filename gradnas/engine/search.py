@@ -141,6 +141,7 @@ def build_search(
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
     device: torch.device = CPU,
     splits: Any = None,
+    factory: Any = None,
 ) -> SearchSetup:
     """Data, space, supernet, mutator and optimizers for ``cfg``, seeded.
 
@@ -149,7 +150,8 @@ def build_search(
     (``data.batch_size`` is the batch of one rank). The supernet is still on
     the CPU and unwrapped: :func:`place_on_device` moves it and builds the
     algorithm around it. ``splits`` (a :class:`~gradnas.data.sources.Splits`)
-    replaces the config's data set (the Python API's own datasets).
+    replaces the config's data set and ``factory`` the factory ``cfg.space``
+    names (the Python API's own objects).
     """
     seed_everything(cfg.seed)
     d = cfg.data
@@ -164,7 +166,7 @@ def build_search(
             cutout=d.cutout,
         )
     shapes = Shapes.of(splits)
-    space = search_space(cfg, shapes.in_channels, shapes.num_classes, shapes.image_shape)
+    space = search_space(cfg, shapes.in_channels, shapes.num_classes, shapes.image_shape, factory)
     supernet, mutator = build_supernet(cfg, shapes.in_channels, shapes.num_classes, space)
     optimizers = build_optimizers(cfg, supernet, mutator)
     batch, rank, world = cfg.data.batch_size, replicas.rank, replicas.world_size
@@ -461,6 +463,7 @@ def run_search(
     log: Callable[[str], None] = print,
     resume: bool = False,
     splits: Any = None,
+    factory: Any = None,
 ) -> SearchResult:
     """Run a whole search and write its run folder (see the module docstring).
 
@@ -486,7 +489,7 @@ def run_search(
         log, progress = quiet, False
     # Bad data, a bad space or a method the space cannot run fail here, before the run
     # folder is touched.
-    setup = build_search(cfg, replicas, device, splits)
+    setup = build_search(cfg, replicas, device, splits, factory)
     place_on_device(setup, cfg)
     algorithm, space = setup.algorithm, setup.space
     if state is None and replicas.is_main:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ from torch.utils.data import Subset
 
 from .. import parallel
 from ..algorithms.base import accuracy
+from ..architectures import DartsSize, resolve_architecture
 from ..config import (
+    ConfigError,
     TrainConfig,
     config_from_dict,
     config_to_dict,
@@ -44,6 +47,7 @@ from ..config import (
 from ..data import make_loader
 from ..data.sources import load_splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
+from ..spaces.contract import SearchSpace, SpaceError
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
 from .command import resume_command
 from .common import (
@@ -65,6 +69,7 @@ from .common import (
 from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
 from .rng import get_rng_state, set_rng_state
+from .run_record import Shapes, read_space_record
 
 CHECKPOINT_FORMAT = "gradnas-train-1"
 METRIC_COLUMNS = (
@@ -116,10 +121,15 @@ def build_network(
     )
 
 
+def darts_size(cfg: TrainConfig) -> DartsSize:
+    """The size of a DARTS genotype's network in a retraining."""
+    return DartsSize(cfg.network.C, cfg.network.layers, cfg.network.auxiliary)
+
+
 @dataclass
 class TrainSetup:
-    model: NetworkCIFAR
-    genotype: Genotype
+    model: nn.Module  # the fixed network: NetworkCIFAR for DARTS cells, or the space's own
+    genotype: Any  # the architecture, a value of its space (a Genotype for DARTS cells)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: torch.utils.data.DataLoader
@@ -127,18 +137,27 @@ class TrainSetup:
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS
     device: torch.device = torch.device("cpu")
     forward: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    space: SearchSpace | None = None
+    record: dict[str, Any] = field(default_factory=dict)  # space.json of the run, shapes included
 
 
 def build_train(
     cfg: TrainConfig,
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
     device: torch.device = torch.device("cpu"),
+    splits: Any = None,
+    factory: Any = None,
 ) -> TrainSetup:
-    """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
-    genotype = resolve_genotype(cfg.genotype)
+    """Architecture, data, network and optimizer for ``cfg``, seeded; raises before anything is written.
+
+    ``cfg.genotype`` may name an architecture of any space (a search run folder
+    keeps its space in ``space.json``): its fixed network is what trains.
+    """
+    resolved = resolve_architecture(cfg.genotype, darts_size(cfg), factory)
+    genotype = resolved.arch
     seed_everything(cfg.seed)
     d = cfg.data
-    splits = load_splits(
+    splits = splits or load_splits(
         d.name,
         d.data_dir,
         seed=cfg.seed,
@@ -147,7 +166,11 @@ def build_train(
         augment=d.augment,
         cutout=d.cutout,
     )
-    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    shapes = Shapes.of(splits)
+    try:
+        model = resolved.space.fixed_network(genotype, shapes.in_channels, shapes.num_classes)
+    except SpaceError as err:
+        raise ConfigError(str(err)) from None
     if device.type != "cpu":
         model.to(device)
     opt = cfg.optim
@@ -178,9 +201,24 @@ def build_train(
         forward = parallel.wrap(model, replicas, device)
         # Each rank its own augmentation and drop-path masks (the weights were drawn alike above).
         seed_everything(rank_seed(cfg.seed, replicas.rank))
+    record = {**resolved.space.record(), **shapes.to_dict()}
     return TrainSetup(
-        model, genotype, optimizer, scheduler, train_loader, test_loader, replicas, device, forward
+        model,
+        genotype,
+        optimizer,
+        scheduler,
+        train_loader,
+        test_loader,
+        replicas,
+        device,
+        forward,
+        resolved.space,
+        record,
     )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -214,7 +252,7 @@ def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress, rng_ran
     return {
         "format": CHECKPOINT_FORMAT,
         "config": config_to_dict(cfg),
-        "genotype": setup.genotype.to_dict(),
+        "genotype": json.loads(setup.genotype.to_json()),
         "progress": run.to_state(),
         "model": setup.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -267,6 +305,8 @@ def run_train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     resume: bool = False,
+    splits: Any = None,
+    factory: Any = None,
 ) -> TrainResult:
     """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring)."""
     out = Path(out_dir)
@@ -281,17 +321,21 @@ def run_train(
     if not replicas.is_main:
         log, progress = quiet, False
     setup = build_train(
-        cfg, replicas, device
+        cfg, replicas, device, splits, factory
     )  # a bad genotype or data fails here, before the run folder is touched
     n_params = sum(p.numel() for p in setup.model.parameters())
     if state is None:
         if replicas.is_main:
             prepare_run_dir(out, force)
             write_text(out / "config.yaml", dump_config(cfg))
-            write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
+            write_text(out / "space.json", json.dumps(setup.record, indent=2) + "\n")
+            assert setup.space is not None
+            for name, text in setup.space.arch_texts(setup.genotype).items():
+                if name.endswith(".json"):  # the JSON form names the architecture exactly
+                    write_text(out / name, text)
         run = Progress()
     else:
-        if Genotype.from_dict(state["genotype"]) != setup.genotype:
+        if _canonical(state["genotype"]) != _canonical(json.loads(setup.genotype.to_json())):
             raise RunDirError(
                 f"{out}: the genotype the run started with differs from {cfg.genotype!r} now"
             )
@@ -319,9 +363,9 @@ def run_train(
             start = time.perf_counter()
             if run.step == 0:
                 run.sums = {}
-            setup.model.drop_path_prob = drop_path_schedule(
-                epoch, cfg.epochs, cfg.network.drop_path_prob
-            )
+            drop_path = drop_path_schedule(epoch, cfg.epochs, cfg.network.drop_path_prob)
+            if hasattr(setup.model, "drop_path_prob"):  # networks with drop-path (DARTS cells)
+                setup.model.drop_path_prob = drop_path
             lr = setup.optimizer.param_groups[0]["lr"]
             run_epoch_steps(
                 setup.train_loader,
@@ -350,7 +394,7 @@ def run_train(
                     "test_loss": round(test_loss, 6),
                     "test_acc": round(test_acc, 6),
                     "lr": lr,
-                    "drop_path_prob": setup.model.drop_path_prob,
+                    "drop_path_prob": getattr(setup.model, "drop_path_prob", 0.0),
                     "seconds": round(time.perf_counter() - start, 3),
                 }
             )
@@ -380,23 +424,48 @@ def run_train(
     }
     write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
-    log(f"wrote {out}/: config.yaml genotype.json metrics.csv checkpoint.pt model.pt result.json")
+    arch_file = f"{setup.space.arch_file}.json" if setup.space is not None else "genotype.json"
+    log(
+        f"wrote {out}/: config.yaml space.json {arch_file} metrics.csv checkpoint.pt model.pt "
+        f"result.json"
+    )
     return TrainResult(test_acc, test_loss, run.history, out)
 
 
-def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
-    """The trained network of a ``gradnas train`` run folder, in eval mode, and its config."""
+def trained_shapes(run_dir: str | Path) -> Shapes | None:
+    """The data shapes a train run folder records (None for folders from before ``space.json``)."""
+    record = read_space_record(Path(run_dir))
+    return None if record is None else Shapes.from_dict(record)
+
+
+def load_trained(run_dir: str | Path) -> tuple[nn.Module, TrainConfig]:
+    """The trained network of a ``gradnas train`` run folder, in eval mode, and its config.
+
+    The folder's ``space.json`` gives the space and the data's shapes, so the
+    data set is not loaded; folders from before it are rebuilt as DARTS
+    networks with the shapes read from the data set.
+    """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", TrainConfig)
-    genotype = resolve_genotype(str(run_dir / "genotype.json"))
-    splits = load_splits(
-        cfg.data.name,
-        cfg.data.data_dir,
-        seed=cfg.seed,
-        val_fraction=cfg.data.val_fraction,
-        test_fraction=cfg.data.test_fraction,
-    )
-    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    shapes = trained_shapes(run_dir)
+    if shapes is not None:
+        resolved = resolve_architecture(str(run_dir), darts_size(cfg))
+        try:
+            model = resolved.space.fixed_network(
+                resolved.arch, shapes.in_channels, shapes.num_classes
+            )
+        except SpaceError as err:
+            raise RunDirError(f"{run_dir}: {err}") from None
+    else:
+        genotype = resolve_genotype(str(run_dir / "genotype.json"))
+        splits = load_splits(
+            cfg.data.name,
+            cfg.data.data_dir,
+            seed=cfg.seed,
+            val_fraction=cfg.data.val_fraction,
+            test_fraction=cfg.data.test_fraction,
+        )
+        model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
     try:
         state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -117,7 +117,9 @@ class SearchSpace(Protocol):
         """A warning about the architecture (DARTS' skip collapse), or None."""
         ...
 
-    def draw_plots(self, out: Path, arch: Any, history: list[dict], has_alphas: bool) -> list[Path]:
+    def draw_plots(
+        self, out: Path, arch: Any, history: list[dict], has_alphas: bool, renderer: str = "auto"
+    ) -> list[Path]:
         """Every plot of the run folder that applies to this space; the paths written."""
         ...
 

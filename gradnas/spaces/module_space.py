@@ -126,8 +126,8 @@ class ModuleSpace:
             ) from None
         if not isinstance(module, nn.Module):
             raise SpaceError(
-                f"space {self.reference}: the factory returned a {type(module).__name__}, "
-                f"not an nn.Module"
+                f"space {self.reference}: the factory returned {module!r:.40} "
+                f"({type(module).__name__}), not an nn.Module"
             )
         if not any(isinstance(m, MutableModule) for m in module.modules()):
             raise SpaceError(
@@ -256,7 +256,12 @@ class ModuleSpace:
         return None
 
     def draw_plots(
-        self, out: Path, arch: ModuleArch, history: list[dict], has_alphas: bool
+        self,
+        out: Path,
+        arch: ModuleArch,
+        history: list[dict],
+        has_alphas: bool,
+        renderer: str = "auto",
     ) -> list[Path]:
         from ..plots import plot_alphas_per_decision, plot_curves
 

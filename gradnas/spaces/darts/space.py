@@ -55,6 +55,7 @@ class DartsSpace:
     stem_multiplier: int = 3
     fixed_C: int = 16
     fixed_layers: int = 6
+    fixed_auxiliary: bool = False  # the fixed network's auxiliary head (DARTS' CIFAR retraining)
     fixed_label: str = "at the train defaults"
     name: str = "darts"
     arch_file: str = "genotype"
@@ -111,6 +112,7 @@ class DartsSpace:
             arch,
             C=self.fixed_C,
             layers=self.fixed_layers,
+            auxiliary=self.fixed_auxiliary,
             in_channels=in_channels,
             num_classes=num_classes,
         )
@@ -136,14 +138,19 @@ class DartsSpace:
         return collapse_warning(arch)
 
     def draw_plots(
-        self, out: Path, arch: Genotype, history: list[dict], has_alphas: bool
+        self,
+        out: Path,
+        arch: Genotype,
+        history: list[dict],
+        has_alphas: bool,
+        renderer: str = "auto",
     ) -> list[Path]:
         from ...plots import plot_curves, plot_genotype, plot_run
 
         if not has_alphas:  # SPOS, random search: curves (when it trained a supernet) and cells
             curves = plot_curves(history, out / "curves") if history else []
-            return curves + plot_genotype(arch, out)
-        return plot_run(out)
+            return curves + plot_genotype(arch, out, renderer=renderer)
+        return plot_run(out, renderer=renderer)
 
     def record(self) -> dict[str, Any]:
         return {"space": self.name}

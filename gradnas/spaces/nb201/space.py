@@ -108,7 +108,12 @@ class NB201Space:
         return None
 
     def draw_plots(
-        self, out: Path, arch: NB201Arch, history: list[dict], has_alphas: bool
+        self,
+        out: Path,
+        arch: NB201Arch,
+        history: list[dict],
+        has_alphas: bool,
+        renderer: str = "auto",
     ) -> list[Path]:
         from ...plots import plot_curves
 
