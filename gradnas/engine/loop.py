@@ -33,8 +33,9 @@ class Job(Protocol):
     checkpoint_every: int  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
     resume_hint: str  # the command that continues the run, for the stop message
 
-    def start_epoch(self, epoch: int) -> None:
-        """Before the first step of ``epoch`` (not again when resuming mid-epoch)."""
+    def start_epoch(self, epoch: int, fresh: bool) -> None:
+        """Before the steps of ``epoch``; ``fresh`` is False when a run resumes in the
+        middle of it (a schedule that already ran for the epoch must not run again)."""
         ...
 
     def step(self, batch: object) -> dict[str, float]: ...
@@ -69,8 +70,8 @@ def run_epochs(
         epoch = run.epoch
         start = time.perf_counter()
         if run.step == 0:
-            job.start_epoch(epoch)
             run.sums = {}
+        job.start_epoch(epoch, fresh=run.step == 0)
         run_epoch_steps(
             job.train_loader,
             job.step,

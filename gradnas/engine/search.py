@@ -48,6 +48,7 @@ from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
 from ..methods import build_algorithm, build_optimizers, build_supernet, search_space
 from ..spaces.contract import SearchSpace
+from .command import resume_command
 from .common import (
     Progress,
     check_finite,
@@ -68,7 +69,6 @@ from .loop import run_epochs
 from .rng import get_rng_state, set_rng_state
 from .run_record import Shapes, write_space_record
 from .schedule import move_scheduler
-from .command import resume_command
 from .summary import choices_changed, decisiveness
 from .tensorboard import TensorboardLog
 from .trials import TrialRunner
@@ -358,8 +358,9 @@ class SearchJob:
     def resume_hint(self) -> str:
         return resume_command("search", self.out)
 
-    def start_epoch(self, epoch: int) -> None:
-        adopt(self.setup, self.setup.algorithm.on_epoch_start(epoch, self.cfg.epochs), self.log)
+    def start_epoch(self, epoch: int, fresh: bool) -> None:
+        if fresh:  # resumed mid-epoch, the schedule's state came with the checkpoint
+            adopt(self.setup, self.setup.algorithm.on_epoch_start(epoch, self.cfg.epochs), self.log)
 
     def step(self, batch: Any) -> dict[str, float]:
         setup, device = self.setup, self.setup.device

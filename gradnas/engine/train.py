@@ -61,13 +61,12 @@ from .common import (
     flush_denormals,
     load_latest_checkpoint,
     quiet,
-    run_epoch_steps,
     seed_everything,
-    stop_after_epoch,
     to_device,
 )
 from .files import RunDirError, prepare_run_dir, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
+from .loop import run_epochs
 from .rng import get_rng_state, set_rng_state
 from .run_record import Shapes, read_space_record
 
@@ -291,6 +290,79 @@ def restore_rng(
 
 
 @dataclass
+class TrainJob:
+    """A retraining as a :class:`~.loop.Job` of the one run loop."""
+
+    setup: TrainSetup
+    cfg: TrainConfig
+    out: Path
+    log: Callable[[str], None]
+    lr: float = 0.0
+    test_loss: float = float("nan")
+    test_acc: float = float("nan")
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def train_loader(self) -> torch.utils.data.DataLoader:
+        return self.setup.train_loader
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.cfg.checkpoint_every
+
+    @property
+    def resume_hint(self) -> str:
+        return resume_command("train", self.out)
+
+    def start_epoch(self, epoch: int, fresh: bool) -> None:
+        drop_path = drop_path_schedule(epoch, self.cfg.epochs, self.cfg.network.drop_path_prob)
+        if hasattr(self.setup.model, "drop_path_prob"):  # networks with drop-path (DARTS cells)
+            self.setup.model.drop_path_prob = drop_path
+        self.lr = self.setup.optimizer.param_groups[0]["lr"]
+
+    def step(self, batch: Any) -> dict[str, float]:
+        net = self.cfg.network
+        return train_step(self.setup, batch, net.auxiliary_weight, self.cfg.optim.grad_clip)
+
+    def check(self, metrics: dict[str, float], run: Progress) -> None:
+        check_finite(metrics, run.epoch, run.step)
+
+    def end_epoch(self, epoch: int, run: Progress, started: float) -> None:
+        setup = self.setup
+        setup.scheduler.step()
+        setup.replicas.broadcast_buffers_(setup.model)
+        self.test_loss, self.test_acc = evaluate(setup.model, setup.test_loader, setup.replicas)
+        train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
+        run.history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": round(train["train_loss"], 6),
+                "train_acc": round(train["train_acc"], 6),
+                "test_loss": round(self.test_loss, 6),
+                "test_acc": round(self.test_acc, 6),
+                "lr": self.lr,
+                "drop_path_prob": getattr(setup.model, "drop_path_prob", 0.0),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+
+    def save(self, run: Progress) -> None:
+        _save(self.setup, self.cfg, run, self.out)
+
+    def after_epoch(self, run: Progress) -> None:
+        row = run.history[-1]
+        if self.setup.replicas.is_main:
+            write_text(self.out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+        self.log(
+            f"epoch {row['epoch']}/{self.cfg.epochs}  train_acc {row['train_acc']:.4f}  "
+            f"test_acc {self.test_acc:.4f}  ({row['seconds']:.1f}s)"
+        )
+
+
+@dataclass
 class TrainResult:
     test_acc: float
     test_loss: float
@@ -351,63 +423,11 @@ def run_train(
     log(
         f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}"
     )
-    resume_hint = resume_command("train", out)
 
-    def check(metrics):
-        check_finite(metrics, run.epoch, run.step)
-
-    test_loss = test_acc = float("nan")
+    job = TrainJob(setup, cfg, out, log)
     with StopRequest() as stop:
-        while run.epoch < cfg.epochs:
-            epoch = run.epoch
-            start = time.perf_counter()
-            if run.step == 0:
-                run.sums = {}
-            drop_path = drop_path_schedule(epoch, cfg.epochs, cfg.network.drop_path_prob)
-            if hasattr(setup.model, "drop_path_prob"):  # networks with drop-path (DARTS cells)
-                setup.model.drop_path_prob = drop_path
-            lr = setup.optimizer.param_groups[0]["lr"]
-            run_epoch_steps(
-                setup.train_loader,
-                lambda batch: train_step(
-                    setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip
-                ),
-                run,
-                cfg.epochs,
-                cfg.checkpoint_every,
-                lambda: _save(setup, cfg, run, out),
-                stop,
-                resume_hint,
-                progress,
-                check,
-                replicas,
-            )
-            setup.scheduler.step()
-            replicas.broadcast_buffers_(setup.model)
-            test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
-            train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
-            run.history.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": round(train["train_loss"], 6),
-                    "train_acc": round(train["train_acc"], 6),
-                    "test_loss": round(test_loss, 6),
-                    "test_acc": round(test_acc, 6),
-                    "lr": lr,
-                    "drop_path_prob": getattr(setup.model, "drop_path_prob", 0.0),
-                    "seconds": round(time.perf_counter() - start, 3),
-                }
-            )
-            run.epoch, run.step, run.sums = epoch + 1, 0, {}
-            _save(setup, cfg, run, out)
-            if replicas.is_main:
-                write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-            log(
-                f"epoch {epoch + 1}/{cfg.epochs}  train_acc "
-                f"{train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
-                f"({run.history[-1]['seconds']:.1f}s)"
-            )
-            stop_after_epoch(stop, run, cfg.epochs, resume_hint, replicas)
+        run_epochs(job, run, stop, progress, replicas)
+    test_loss, test_acc = job.test_loss, job.test_acc
     if (
         run.history and test_acc != test_acc
     ):  # resumed after the last epoch: evaluate what was saved

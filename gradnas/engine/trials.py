@@ -24,6 +24,7 @@ from .. import parallel
 from ..algorithms.base import accuracy
 from ..config import SearchConfig
 from ..spaces.contract import SearchSpace
+from .command import resume_command
 from .common import Progress, check_finite, csv_text, evaluate, seed_everything, to_device
 from .files import write_text
 from .interrupt import StopRequest
@@ -49,7 +50,7 @@ class TrialJob:
     resume_hint: str
     checkpoint_every: int = 0
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int, fresh: bool) -> None:
         self.net.train()
 
     def step(self, batch: Any) -> dict[str, float]:
@@ -125,7 +126,7 @@ class TrialRunner:
             cfg.random.epochs,
             opt.grad_clip,
             self.device,
-            f"gradnas search --resume {self.out}",
+            resume_command("search", self.out),
         )
         run_epochs(job, Progress(), stop, False, self.replicas)
         self.replicas.broadcast_buffers_(net)
