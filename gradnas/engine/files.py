@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import GradnasError
 
 
@@ -20,27 +19,8 @@ class RunDirError(GradnasError, ValueError):
 def _atomic_write(
     path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None
 ) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``path``.
-
-    The rename is atomic on POSIX, so readers see the old file or the new
-    one, never a partial one; the old file stays until the new one is whole.
-    With ``keep_previous`` the old file is moved there just before the new
-    one takes its place, so a last good copy survives even a new file that
-    later turns out to be bad.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write via a temporary file, fsync, rename (the one writer: :mod:`gradnas.atomic`)."""
+    atomic_write(Path(path), write, keep_previous)
 
 
 def write_text(path: Path, text: str) -> None:
