@@ -34,12 +34,14 @@ from .engine.train import TrainResult, run_train
 Factory = Callable[[int, int], nn.Module]
 
 
-def _num_classes(*datasets: Dataset) -> int:
+def _num_classes(*datasets: Dataset[Any]) -> int:
     """One more than the largest label (labels are 0..K-1)."""
     return 1 + max(int(d[i][1]) for d in datasets for i in range(len(d)))  # type: ignore[arg-type]
 
 
-def _splits(train: Dataset, val: Dataset, test: Dataset, num_classes: int | None) -> Splits:
+def _splits(
+    train: Dataset[Any], val: Dataset[Any], test: Dataset[Any], num_classes: int | None
+) -> Splits:
     image = train[0][0]
     return Splits(
         name="custom",
@@ -87,14 +89,14 @@ def _config(cls: type, config: Any, overrides: dict[str, Any]) -> Any:
 
 def search(
     space: str | Factory,
-    train_data: Dataset,
-    val_data: Dataset | None = None,
+    train_data: Dataset[Any],
+    val_data: Dataset[Any] | None = None,
     *,
     algorithm: str = "darts",
     epochs: int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
-    config: SearchConfig | dict | None = None,
+    config: SearchConfig | dict[str, Any] | None = None,
     batch_size: int | None = None,
     seed: int | None = None,
     threads: int | None = None,
@@ -149,14 +151,14 @@ def search(
 
 def train(
     architecture: str | Path,
-    train_data: Dataset,
-    test_data: Dataset,
+    train_data: Dataset[Any],
+    test_data: Dataset[Any],
     *,
     factory: Factory | None = None,
     epochs: int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
-    config: TrainConfig | dict | None = None,
+    config: TrainConfig | dict[str, Any] | None = None,
     seed: int | None = None,
     threads: int | None = None,
     num_classes: int | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ from .config import (
 from .genotype import PRIMITIVES
 from .import_path import ImportPathError, load_object
 from .mutables import weighing
-from .spaces.contract import SearchSpace, SpaceError, Structure, SupernetRequest
+from .spaces.contract import SearchSpace, SpaceError, SpaceMutator, Structure, SupernetRequest
 from .spaces.darts.space import DartsSpace
 from .spaces.module_space import ModuleSpace
 from .spaces.nb201.space import NB201Space
@@ -60,17 +61,26 @@ class Method:
     has_alphas: bool = True  # whether it trains architecture parameters (an arch optimizer)
 
 
+def _arch(opt: Optimizers) -> torch.optim.Optimizer:
+    """The architecture optimizer of a method with alphas."""
+    if opt.arch is None:
+        raise ValueError("this method trains alphas: build its optimizers with an arch optimizer")
+    return opt.arch
+
+
 def _clip(cfg: SearchConfig) -> float | None:
     return cfg.optim.grad_clip or None
 
 
 def _darts(unrolled: bool) -> AlgorithmBuilder:
-    def build(cfg, supernet, mutator, opt, dp):
+    def build(
+        cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+    ) -> Algorithm:
         return Darts(
             supernet,
             mutator,
             opt.weight,
-            opt.arch,
+            _arch(opt),
             unrolled=unrolled,
             grad_clip=_clip(cfg),
             hessian=cfg.darts2.hessian,
@@ -80,12 +90,14 @@ def _darts(unrolled: bool) -> AlgorithmBuilder:
     return build
 
 
-def _gdas(cfg, supernet, mutator, opt, dp):
+def _gdas(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     return Gdas(
         supernet,
         mutator,
         opt.weight,
-        opt.arch,
+        _arch(opt),
         tau_max=cfg.gdas.tau_max,
         tau_min=cfg.gdas.tau_min,
         grad_clip=_clip(cfg),
@@ -99,24 +111,28 @@ def pcdarts_warmup_epochs(cfg: SearchConfig) -> int:
     return min(round(cfg.pcdarts.warmup_fraction * cfg.epochs), cfg.epochs - 1)
 
 
-def _pcdarts(cfg, supernet, mutator, opt, dp):
+def _pcdarts(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     return PCDarts(
         supernet,
         mutator,
         opt.weight,
-        opt.arch,
+        _arch(opt),
         warmup_epochs=pcdarts_warmup_epochs(cfg),
         grad_clip=_clip(cfg),
         data_parallel=dp,
     )
 
 
-def _snas(cfg, supernet, mutator, opt, dp):
+def _snas(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     return Snas(
         supernet,
         mutator,
         opt.weight,
-        opt.arch,
+        _arch(opt),
         tau_start=cfg.snas.tau_start,
         tau_end=cfg.snas.tau_end,
         resource_penalty=cfg.snas.resource_penalty,
@@ -125,12 +141,14 @@ def _snas(cfg, supernet, mutator, opt, dp):
     )
 
 
-def _drnas(cfg, supernet, mutator, opt, dp):
+def _drnas(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     return DrNas(
         supernet,
         mutator,
         opt.weight,
-        opt.arch,
+        _arch(opt),
         regularizer=cfg.drnas.regularizer,
         kl_weight=cfg.drnas.kl_weight,
         grad_clip=_clip(cfg),
@@ -139,7 +157,9 @@ def _drnas(cfg, supernet, mutator, opt, dp):
     )
 
 
-def _spos(cfg, supernet, mutator, opt, dp):
+def _spos(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     sp = cfg.spos
     evolution = Evolution(
         sp.population, sp.generations, sp.parents, sp.mutation_prob, sp.bn_batches
@@ -149,7 +169,9 @@ def _spos(cfg, supernet, mutator, opt, dp):
     )
 
 
-def _random(cfg, supernet, mutator, opt, dp):
+def _random(
+    cfg: SearchConfig, supernet: nn.Module, mutator: Any, opt: Optimizers, dp: DataParallel
+) -> Algorithm:
     return RandomSearch(opt.weight, cfg.random.trials)
 
 
@@ -277,7 +299,7 @@ def is_custom_space(name: str) -> bool:
 
 def build_supernet(
     cfg: SearchConfig, in_channels: int, num_classes: int, space: SearchSpace | None = None
-) -> tuple[nn.Module, nn.Module]:
+) -> tuple[nn.Module, SpaceMutator]:
     """The supernet of ``cfg.space`` for ``cfg.algorithm``, and the mutator that derives from it."""
     if space is None:
         space = search_space(cfg, in_channels, num_classes)
@@ -287,7 +309,7 @@ def build_supernet(
         raise ConfigError(str(err)) from None
 
 
-def build_optimizers(cfg: SearchConfig, supernet: nn.Module, mutator: nn.Module) -> Optimizers:
+def build_optimizers(cfg: SearchConfig, supernet: nn.Module, mutator: SpaceMutator) -> Optimizers:
     """DARTS' SGD with cosine decay over the weights and Adam over the alphas (none
     without alphas)."""
     opt = cfg.optim
@@ -303,7 +325,7 @@ def build_optimizers(cfg: SearchConfig, supernet: nn.Module, mutator: nn.Module)
     arch = None
     if METHODS[cfg.algorithm].has_alphas:
         arch = torch.optim.Adam(
-            mutator.arch_parameters(),  # type: ignore[operator]
+            mutator.arch_parameters(),
             lr=opt.arch_lr,
             betas=(opt.arch_beta1, opt.arch_beta2),
             weight_decay=opt.arch_weight_decay,
@@ -314,7 +336,7 @@ def build_optimizers(cfg: SearchConfig, supernet: nn.Module, mutator: nn.Module)
 def build_algorithm(
     cfg: SearchConfig,
     supernet: nn.Module,
-    mutator: nn.Module,
+    mutator: SpaceMutator,
     optimizers: Optimizers,
     data_parallel: DataParallel,
 ) -> Algorithm:

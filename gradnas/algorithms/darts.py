@@ -111,12 +111,13 @@ class Darts:
         )
         self.replicas = data_parallel.replicas  # averages the gradients DDP does not see
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on ``train_batch``.
 
         For ``unrolled=True`` the validation metrics are those at the virtual
         weights ``w'``, the point whose loss the architecture step lowers.
         """
+        val_batch = needs_val_batch(self, val_batch)
         val_logits, val_loss = self.architecture_step(train_batch, val_batch)
         logits, loss = self.weight_step(train_batch)
         return {
@@ -297,6 +298,13 @@ class Darts:
     def final_architecture(self, stage: FinalStage) -> None:
         """The architecture is derived from the alphas."""
         return None
+
+
+def needs_val_batch(method: object, val_batch: Batch | None) -> Batch:
+    """``val_batch``, which a bilevel method's architecture step cannot do without."""
+    if val_batch is None:
+        raise ValueError(f"{type(method).__name__} reads a validation batch; got None")
+    return val_batch
 
 
 def grads_or_zeros(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

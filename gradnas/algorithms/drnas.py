@@ -50,6 +50,7 @@ from ..mutables.dirichlet_op import DirichletOP, dirichlet_concentration
 from ..mutators import DiffMutator
 from .base import accuracy, check_disjoint, optimizer_params
 from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange, FinalStage
+from .darts import needs_val_batch
 from .optimizer_state import Successor, rebuild_optimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -220,14 +221,14 @@ class DrNas:
             for space_id in self.dirichlet_decisions
         )
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on
         ``train_batch``; during a stage's warm-up the weight step only."""
         self.supernet.train()
         if self.in_warmup:
             logits, loss = self.weight_step(train_batch)
             return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item()}
-        x_val, y_val = val_batch
+        x_val, y_val = needs_val_batch(self, val_batch)
         metrics = {}
 
         self.arch_optimizer.zero_grad(set_to_none=True)

@@ -87,7 +87,7 @@ class PCDarts(Darts):
         """Whether the current epoch leaves the alphas frozen."""
         return self.epoch < self.warmup_epochs
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """A weight step during warm-up; a first-order DARTS step afterwards."""
         if not self.in_warmup:
             return super().step(train_batch, val_batch)

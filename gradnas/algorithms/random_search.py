@@ -75,10 +75,10 @@ class RandomSearch:
     def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         return NO_CHANGE
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         if state:
             raise ValueError(f"RandomSearch keeps no state, got keys {sorted(state)}")
         return NO_CHANGE

@@ -16,7 +16,7 @@ is the only place an epoch begins or ends.
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -28,10 +28,21 @@ from .interrupt import StopRequest
 class Job(Protocol):
     """One kind of run, as :func:`run_epochs` drives it."""
 
-    epochs: int
-    train_loader: torch.utils.data.DataLoader
-    checkpoint_every: int  # also checkpoint every N steps inside an epoch; 0: at epoch ends only
-    resume_hint: str  # the command that continues the run, for the stop message
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def train_loader(self) -> torch.utils.data.DataLoader[Any]: ...
+
+    @property
+    def checkpoint_every(self) -> int:
+        """Also checkpoint every N steps inside an epoch; 0: at epoch ends only."""
+        ...
+
+    @property
+    def resume_hint(self) -> str:
+        """The command that continues the run, for the stop message."""
+        ...
 
     def start_epoch(self, epoch: int, fresh: bool) -> None:
         """Before the steps of ``epoch``; ``fresh`` is False when a run resumes in the

@@ -60,7 +60,7 @@ def read_space_record(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
         Shapes.from_dict(data)
     except (ValueError, KeyError, TypeError) as err:
         raise RunDirError(f"{path} is not a gradnas space record ({err})") from None

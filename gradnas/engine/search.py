@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -46,8 +46,8 @@ from ..algorithms.contract import Algorithm, DataParallel, EpochChange, FinalSta
 from ..config import SearchConfig, config_from_dict, config_to_dict, dump_config
 from ..data import InfiniteStream, make_loader
 from ..data.sources import load_splits
-from ..methods import build_algorithm, build_optimizers, build_supernet, search_space
-from ..spaces.contract import SearchSpace
+from ..methods import Optimizers, build_algorithm, build_optimizers, build_supernet, search_space
+from ..spaces.contract import SearchSpace, SpaceMutator
 from .command import resume_command
 from .common import (
     Progress,
@@ -93,12 +93,12 @@ class SearchSetup:
 
     space: SearchSpace
     supernet: nn.Module
-    mutator: nn.Module  # a DiffMutator, or the OneShotMutator of one-path methods
+    mutator: SpaceMutator  # the DARTS rule's, or the OneShotMutator of one-path methods
     weight_optimizer: torch.optim.Optimizer
     arch_optimizer: torch.optim.Optimizer | None  # None without alphas
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: torch.utils.data.DataLoader
-    val_loader: torch.utils.data.DataLoader
+    train_loader: torch.utils.data.DataLoader[Any]
+    val_loader: torch.utils.data.DataLoader[Any]
     val_stream: InfiniteStream
     shapes: Shapes
     cfg: SearchConfig
@@ -121,7 +121,7 @@ class SearchSetup:
         return self.shapes.num_classes
 
     @property
-    def alphas(self) -> dict[str, nn.Parameter]:
+    def alphas(self) -> dict[str, torch.Tensor]:
         return dict(self.mutator.arch_params.items())
 
 
@@ -215,21 +215,14 @@ def place_on_device(setup: SearchSetup, cfg: SearchConfig) -> None:
     def wrap(module: nn.Module, find_unused: bool = False) -> nn.Module:
         return parallel.wrap(module, replicas, device, find_unused=find_unused)
 
-    optimizers = _Optimizers(setup.weight_optimizer, setup.arch_optimizer, setup.scheduler)
+    optimizers = Optimizers(setup.weight_optimizer, setup.arch_optimizer, setup.scheduler)
     setup.placed = build_algorithm(
         cfg, setup.supernet, setup.mutator, optimizers, DataParallel(replicas, wrap)
     )
 
 
-@dataclass(frozen=True)
-class _Optimizers:
-    weight: torch.optim.Optimizer
-    arch: torch.optim.Optimizer | None
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-
-
 def alpha_snapshot(
-    mutator: nn.Module, choices: dict[str, list[str]] | None = None
+    mutator: SpaceMutator, choices: dict[str, list[str]] | None = None
 ) -> dict[str, list[float]]:
     """softmax(alpha) of every decision; with ``choices`` (each decision's choices as
     built) a choice pruned since (DrNAS' progressive search) is listed with 0."""
@@ -253,7 +246,10 @@ def adopt(
     if change.arch_optimizer is not None:
         setup.arch_optimizer = change.arch_optimizer
     if change.weight_optimizer is not None:
-        setup.scheduler = move_scheduler(setup.scheduler, change.weight_optimizer)
+        cosine = cast(
+            torch.optim.lr_scheduler.CosineAnnealingLR, setup.scheduler
+        )  # methods.py builds it
+        setup.scheduler = move_scheduler(cosine, change.weight_optimizer)
         setup.weight_optimizer = change.weight_optimizer
     if change.changed and log is not None:
         log(
@@ -269,7 +265,7 @@ def derive(setup: SearchSetup) -> Any | None:
     return setup.space.to_arch(setup.supernet, setup.mutator.search_subnet())
 
 
-def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) -> dict:
+def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
         "config": config_to_dict(cfg),
@@ -289,7 +285,9 @@ def checkpoint_state(setup: SearchSetup, cfg: SearchConfig, progress: Progress) 
     }
 
 
-def restore_checkpoint(setup: SearchSetup, state: dict, log: Callable[[str], None]) -> Progress:
+def restore_checkpoint(
+    setup: SearchSetup, state: dict[str, Any], log: Callable[[str], None]
+) -> Progress:
     """Load every module, optimizer and stream position of ``state`` into ``setup``.
 
     The algorithm's state comes first, and once: it gives the supernet the
@@ -347,7 +345,7 @@ class SearchJob:
         return self.cfg.epochs
 
     @property
-    def train_loader(self) -> torch.utils.data.DataLoader:
+    def train_loader(self) -> torch.utils.data.DataLoader[Any]:
         return self.setup.train_loader
 
     @property
@@ -366,8 +364,12 @@ class SearchJob:
         setup, device = self.setup, self.setup.device
         self.weight_lr = setup.weight_optimizer.param_groups[0]["lr"]
         algorithm = setup.algorithm
-        val = to_device(next(setup.val_stream), device) if algorithm.reads_val_batch else None
-        return algorithm.step(to_device(batch, device), val)
+        val = None
+        if algorithm.reads_val_batch:
+            xv, yv = to_device(next(setup.val_stream), device)
+            val = (xv, yv)
+        x, y = to_device(batch, device)
+        return algorithm.step((x, y), val)
 
     def check(self, metrics: dict[str, float], run: Progress) -> None:
         alphas = self.setup.alphas
@@ -386,7 +388,7 @@ class SearchJob:
         if setup.replicas.is_main:
             write_arch(setup.space, self.arch, self.out)
         train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
-        row = {
+        row: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": round(train["train_loss"], 6),
             "train_acc": round(train["train_acc"], 6),
@@ -450,7 +452,7 @@ class SearchJob:
 
 
 def _checkpoint(
-    setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, extra: dict
+    setup: SearchSetup, cfg: SearchConfig, run: Progress, out: Path, extra: dict[str, Any]
 ) -> None:
     if setup.replicas.is_main:
         save_checkpoint(out / "checkpoint.pt", {**checkpoint_state(setup, cfg, run), **extra})

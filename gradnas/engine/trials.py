@@ -43,7 +43,7 @@ class TrialJob:
     forward: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    train_loader: torch.utils.data.DataLoader
+    train_loader: torch.utils.data.DataLoader[Any]
     epochs: int
     grad_clip: float
     device: torch.device
@@ -58,7 +58,7 @@ class TrialJob:
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.forward(x)
         loss = nn.functional.cross_entropy(logits, y)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated here
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
         self.optimizer.step()
@@ -85,15 +85,15 @@ class TrialRunner:
     cfg: SearchConfig
     space: SearchSpace
     shapes: Shapes
-    train_loader: torch.utils.data.DataLoader
-    val_loader: torch.utils.data.DataLoader
+    train_loader: torch.utils.data.DataLoader[Any]
+    val_loader: torch.utils.data.DataLoader[Any]
     replicas: parallel.Replicas
     device: torch.device
     out: Path
     log: Callable[[str], None]
-    saved: list[dict] = field(default_factory=list)
-    checkpoint: Callable[[dict], None] = lambda extra: None
-    rows: list[dict] = field(default_factory=list)
+    saved: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Callable[[dict[str, Any]], None] = lambda extra: None
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rows = [dict(row) for row in self.saved]

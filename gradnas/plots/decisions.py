@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._figure import new_figure, plot_style, save_figure
 from .alphas import DERIVED_LW, OTHER_LW, UNIFORM_STYLE, AlphaHistory
 
 
 def plot_alphas_per_decision(
-    alphas: Mapping, chosen: Mapping[str, Mapping[str, Sequence[str]]] | None, out_prefix: Path
+    alphas: Mapping[str, Any],
+    chosen: Mapping[str, Mapping[str, Sequence[str]]] | None,
+    out_prefix: Path,
 ) -> list[Path]:
     """Draw ``<out_prefix>.png/.svg``: the softmax weight of every choice of
     every decision over the epochs; ``chosen`` (``{space_id: {"chosen": [...]}}``)

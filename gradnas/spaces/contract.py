@@ -17,7 +17,6 @@ shows as one line before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,15 +24,18 @@ from typing import Any, Protocol, runtime_checkable
 from torch import nn
 
 from ..mutables.weighing import Weighing
-from ..path_ops import PathOps
-
-Subnet = Mapping[str, Mapping[str, Sequence[str]]]
+from ..mutators import DartsMutator, OneShotMutator
+from ..path_ops import PathOps, Subnet
 
 # The derivation rules a method may ask for (gradnas.mutators):
 # "darts": best op ignoring `none`, then the top num_chosen inputs (DartsMutator);
 # "argmax": every decision's argmax, `none` included (SnasMutator);
 # "one_path": no alphas, paths set by the method (OneShotMutator).
 DERIVATIONS = ("darts", "argmax", "one_path")
+
+
+# What a space derives with: the DARTS rule (SnasMutator is one), or one-path sampling.
+SpaceMutator = DartsMutator | OneShotMutator
 
 
 class SpaceError(ValueError):
@@ -76,12 +78,19 @@ class Architecture(Protocol):
 class SearchSpace(Protocol):
     """A search space, as the engine sees it."""
 
-    name: str  # for the run's first line
-    arch_file: str  # stem of the architecture files: genotype.json / arch.json / ...
+    @property
+    def name(self) -> str:
+        """The space's name, for messages."""
+        ...
+
+    @property
+    def arch_file(self) -> str:
+        """Stem of the architecture files: genotype.json / arch.json / ..."""
+        ...
 
     def build(
         self, request: SupernetRequest, in_channels: int, num_classes: int
-    ) -> tuple[nn.Module, nn.Module]:
+    ) -> tuple[nn.Module, SpaceMutator]:
         """The supernet for ``request`` and the mutator that derives from it (prepared)."""
         ...
 
@@ -118,7 +127,12 @@ class SearchSpace(Protocol):
         ...
 
     def draw_plots(
-        self, out: Path, arch: Any, history: list[dict], has_alphas: bool, renderer: str = "auto"
+        self,
+        out: Path,
+        arch: Any,
+        history: list[dict[str, Any]],
+        has_alphas: bool,
+        renderer: str = "auto",
     ) -> list[Path]:
         """Every plot of the run folder that applies to this space; the paths written."""
         ...

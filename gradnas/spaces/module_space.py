@@ -33,7 +33,7 @@ from ..mutators import DartsMutator, OneShotMutator, SnasMutator
 from ..mutators.deploy import deploy_subnet
 from ..mutators.diff_mutator import group_mutables
 from ..path_ops import PathOps, Subnet
-from .contract import SpaceError, SupernetRequest
+from .contract import SpaceError, SpaceMutator, SupernetRequest
 
 Factory = Callable[[int, int], nn.Module]
 
@@ -138,7 +138,7 @@ class ModuleSpace:
 
     def build(
         self, request: SupernetRequest, in_channels: int, num_classes: int
-    ) -> tuple[nn.Module, nn.Module]:
+    ) -> tuple[nn.Module, SpaceMutator]:
         s = request.structure
         missing = []
         if s.partial_channels != 1 or s.widens:
@@ -154,7 +154,7 @@ class ModuleSpace:
                 f"(progressive: false), spos or random"
             )
         supernet = reweigh(self._supernet(in_channels, num_classes), request.weighing)
-        mutator: nn.Module
+        mutator: SpaceMutator
         if request.derivation == "one_path":
             mutator = OneShotMutator(exclude=())
         elif request.derivation == "argmax":
@@ -259,7 +259,7 @@ class ModuleSpace:
         self,
         out: Path,
         arch: ModuleArch,
-        history: list[dict],
+        history: list[dict[str, Any]],
         has_alphas: bool,
         renderer: str = "auto",
     ) -> list[Path]:

@@ -18,7 +18,7 @@ from ...genotype_sampling import crossover_genotypes, mutate_genotype, sample_ge
 from ...mutables.weighing import reweigh
 from ...mutators import DartsMutator, OneShotMutator, SnasMutator
 from ...path_ops import PathOps, Subnet
-from ..contract import SpaceError, SupernetRequest
+from ..contract import SpaceError, SpaceMutator, SupernetRequest
 from .network import NetworkCIFAR
 from .search_network import CELL_TYPES, DartsSearchNetwork, edge_space_id, op_space_id
 
@@ -62,7 +62,7 @@ class DartsSpace:
 
     def build(
         self, request: SupernetRequest, in_channels: int, num_classes: int
-    ) -> tuple[nn.Module, nn.Module]:
+    ) -> tuple[nn.Module, SpaceMutator]:
         s = request.structure
         weighing = request.weighing
         supernet = DartsSearchNetwork(
@@ -78,7 +78,7 @@ class DartsSpace:
             edge_alpha=s.edge_alpha,
             partial_channels=s.partial_channels,
         )
-        mutator: nn.Module
+        mutator: SpaceMutator
         if request.derivation == "one_path":
             # The cells build summing edges: one path runs only its inputs' ops.
             reweigh(supernet, weighing)
@@ -93,7 +93,8 @@ class DartsSpace:
         return supernet, mutator
 
     def to_arch(self, supernet: nn.Module, subnet: Subnet) -> Genotype:
-        return supernet.to_genotype(subnet)  # type: ignore[operator]
+        assert isinstance(supernet, DartsSearchNetwork)
+        return supernet.to_genotype(subnet)
 
     def concat(self) -> list[int]:
         return list(range(2 + self.steps - self.multiplier, 2 + self.steps))
@@ -141,7 +142,7 @@ class DartsSpace:
         self,
         out: Path,
         arch: Genotype,
-        history: list[dict],
+        history: list[dict[str, Any]],
         has_alphas: bool,
         renderer: str = "auto",
     ) -> list[Path]:

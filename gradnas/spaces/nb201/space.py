@@ -17,7 +17,7 @@ from torch import nn
 
 from ...mutators import DartsMutator
 from ...path_ops import PathOps, Subnet
-from ..contract import SpaceError, SupernetRequest
+from ..contract import SpaceError, SpaceMutator, SupernetRequest
 from .arch import NB201Arch
 from .cell import edge_space_id
 from .networks import NB201Network, NB201SearchNetwork, subnet_to_arch
@@ -42,7 +42,7 @@ class NB201Space:
 
     def build(
         self, request: SupernetRequest, in_channels: int, num_classes: int
-    ) -> tuple[nn.Module, nn.Module]:
+    ) -> tuple[nn.Module, SpaceMutator]:
         s = request.structure
         if not s.plain:
             raise SpaceError(
@@ -111,7 +111,7 @@ class NB201Space:
         self,
         out: Path,
         arch: NB201Arch,
-        history: list[dict],
+        history: list[dict[str, Any]],
         has_alphas: bool,
         renderer: str = "auto",
     ) -> list[Path]:
