@@ -39,6 +39,8 @@ _EXPORTS = {
     "TrainConfig": "gradnas.config",
     "load_config": "gradnas.config",
     "GradnasError": "gradnas.errors",
+    "search": "gradnas.api",
+    "train": "gradnas.api",
 }
 
 # Kept equal to _EXPORTS by tests/test_public_api.py.
@@ -69,10 +71,13 @@ __all__ = [
     "deploy_subnet",
     "get_genotype",
     "load_config",
+    "search",
+    "train",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ loads them
     from .algorithms import Darts, DrNas, Gdas, PCDarts, Snas, Spos
+    from .api import search, train
     from .config import SearchConfig, TrainConfig, load_config
     from .errors import GradnasError
     from .genotype import Genotype, get_genotype

@@ -54,8 +54,10 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algorithm", choices=ALGORITHMS, help="search algorithm (default: darts)")
     p.add_argument(
         "--space",
-        choices=SPACES,
-        help="search space: DARTS cells or NAS-Bench-201 cells (default: darts)",
+        metavar="darts|nb201|PKG.MODULE:FACTORY|FILE.py:FACTORY",
+        help="search space: DARTS cells, NAS-Bench-201 cells, or your own supernet: "
+        "FACTORY(in_channels, num_classes) returns an nn.Module built from gradnas mutables "
+        "(default: darts)",
     )
     _data_arguments(p)
     p.add_argument("--epochs", type=int, help="number of search epochs")
@@ -153,7 +155,7 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
         cfg,
         {
             ("algorithm",): args.algorithm,
-            ("space",): args.space,
+            ("space",): _absolute_space(args.space),
             ("epochs",): args.epochs,
             ("tensorboard",): args.tensorboard,
             ("seed",): args.seed,
@@ -164,6 +166,17 @@ def _search_config(args: argparse.Namespace) -> SearchConfig:
         },
         SearchConfig,
     )
+
+
+def _absolute_space(space: str | None) -> str | None:
+    """A ``file.py:FACTORY`` reference with an absolute path, so that ``--resume`` and
+    ``gradnas train RUN_DIR`` find the file from any folder."""
+    if space is None or space in SPACES:
+        return space
+    target, sep, attr = space.rpartition(":")
+    if sep and (target.endswith(".py") or "/" in target):
+        return f"{Path(target).resolve()}:{attr}"
+    return space
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -195,12 +208,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cfg = _search_config(args)
         out = args.out if args.out is not None else default_out("search")
         inputs = [resolve_config(args.config, "search")] if args.config else []
-        if cfg.algorithm == "random":
-            from .engine.random_search import run_random_search
-
-            run_random_search(cfg, out, force=args.force, inputs=inputs)
-        else:
-            run_search(cfg, out, force=args.force, progress=not args.no_progress, inputs=inputs)
+        # random search too: it is an algorithm of the one run loop
+        run_search(cfg, out, force=args.force, progress=not args.no_progress, inputs=inputs)
     if train_cfg is not None:
         from .engine.run_folder import MARKER
         from .engine.train import run_train
@@ -209,9 +218,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         if args.resume and (train_out / MARKER).is_file():  # the retraining had started too
             run_train(TrainConfig(), train_out, progress=not args.no_progress, resume=True)
             return 0
-        train_cfg = _override(
-            train_cfg, {("genotype",): str(Path(out) / "genotype.json")}, TrainConfig
-        )
+        # the run folder, not only its genotype.json: a custom space reads space.json there
+        train_cfg = _override(train_cfg, {("genotype",): str(Path(out))}, TrainConfig)
         run_train(train_cfg, train_out, force=args.force, progress=not args.no_progress)
     return 0
 
@@ -376,8 +384,9 @@ def _plot_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from .architectures import plot_search_run
     from .engine.train import resolve_genotype
-    from .plots import plot_genotype, plot_run
+    from .plots import plot_genotype
 
     if (args.run_dir is None) == (args.genotype is None):
         raise ConfigError("give either a RUN_DIR or --genotype NAME|FILE")
@@ -389,7 +398,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
             paths = plot_genotype(genotype, out, renderer=args.renderer)
         else:
-            paths = plot_run(Path(args.run_dir), renderer=args.renderer)
+            paths = plot_search_run(Path(args.run_dir), renderer=args.renderer)
     # unreadable run files, a failing dot: one line, no traceback
     except (ValueError, RuntimeError) as err:
         if isinstance(err, GenotypeError):
@@ -429,10 +438,14 @@ def _inspect_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .engine.train import resolve_genotype
+    from .architectures import resolve_architecture
+    from .genotype import Genotype
     from .inspect import describe_genotype
 
-    genotype = resolve_genotype(args.genotype)
+    resolved = resolve_architecture(args.genotype)
+    genotype = resolved.arch
+    if not isinstance(genotype, Genotype):  # another space: its fixed network as the run built it
+        return _inspect_fixed(args, resolved)
     try:
         info = describe_genotype(
             genotype,
@@ -458,6 +471,33 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_fixed(args: argparse.Namespace, resolved) -> int:
+    """Weights and multiply-adds of the fixed network of a non-DARTS architecture, at the
+    shapes its run folder recorded (or --in-channels / --num-classes / --image-size)."""
+    from .inspect import count_macs, count_parameters
+    from .spaces.contract import SpaceError
+
+    shape = resolved.shapes.image_shape if resolved.shapes is not None else (3, 32, 32)
+    in_channels = args.in_channels or shape[0]
+    size = (args.image_size, args.image_size) if args.image_size else tuple(shape[1:])
+    num_classes = args.num_classes or (
+        resolved.shapes.num_classes if resolved.shapes is not None else 10
+    )
+    try:
+        model = resolved.space.fixed_network(resolved.arch, in_channels, num_classes)
+        macs = count_macs(model.eval(), (in_channels, *size))
+    except (SpaceError, ValueError, RuntimeError) as err:
+        raise ConfigError(str(err)) from None
+    print(f"architecture  {resolved.arch}")
+    print(
+        f"network       {resolved.space.name} {resolved.space.fixed_size()}, {num_classes} classes, "
+        f"{in_channels}x{size[0]}x{size[1]} input"
+    )
+    print(f"weights       {count_parameters(model):,}")
+    print(f"multiply-adds {macs:,}")
+    return 0
+
+
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
@@ -480,15 +520,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from .engine.data import load_data, read_data_info
-    from .engine.train import load_trained
+    from .engine.train import load_trained, trained_shapes
     from .export import ExportError, export_onnx, export_pt2, max_abs_difference_onnx
 
     model, cfg = load_trained(args.run_dir)
-    info = read_data_info(Path(args.run_dir))
-    if info is None:  # a run folder from before data.json: ask the data
-        info = load_data(cfg.data, cfg.seed).describe()
-    size = info["image_size"]
-    example = torch.zeros(1, info["in_channels"], size, size)
+    shapes = trained_shapes(args.run_dir)  # recorded by the run: no need to load the data set
+    if shapes is not None:
+        example = torch.zeros(1, *shapes.image_shape)
+    else:  # a run folder from before space.json: data.json, or else ask the data
+        info = read_data_info(Path(args.run_dir))
+        if info is None:
+            info = load_data(cfg.data, cfg.seed).describe()
+        size = info["image_size"]
+        example = torch.zeros(1, info["in_channels"], size, size)
     out = Path(args.out or Path(args.run_dir) / f"model.{args.format}")
     try:
         if args.format == "onnx":

@@ -25,6 +25,7 @@ import yaml
 
 from . import limits
 from .errors import GradnasError
+from .import_path import is_reference as is_space_reference
 from .limits import darts_weight_bytes, gib, split_sizes
 
 ALGORITHMS = ("darts", "darts2", "gdas", "pcdarts", "snas", "drnas", "spos", "random")
@@ -183,9 +184,10 @@ class NB201Options:
 @dataclass
 class SearchConfig:
     algorithm: str = "darts"
-    space: str = (
-        "darts"  # darts: DARTS cells (network section); nb201: NAS-Bench-201 cells (nb201 section)
-    )
+    # darts: DARTS cells (network section); nb201: NAS-Bench-201 cells (nb201 section); or a
+    # factory PKG.MODULE:FACTORY / path/to/file.py:FACTORY, FACTORY(in_channels, num_classes)
+    # returning a supernet built from gradnas mutables
+    space: str = "darts"
     epochs: int = 16
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default (one per core)
@@ -233,9 +235,10 @@ class SearchConfig:
         )
         _check(self.plot_every >= 0, "plot_every", f"must be >= 0, got {self.plot_every}")
         _check(
-            self.space in SPACES,
+            self.space in SPACES or is_space_reference(self.space),
             "space",
-            f"unknown search space {self.space!r}; known: {list(SPACES)}",
+            f"unknown search space {self.space!r}; known: {list(SPACES)}, or a factory "
+            f"PKG.MODULE:FACTORY or path/to/file.py:FACTORY",
         )
         if self.space == "nb201":
             _check(
@@ -326,7 +329,7 @@ class SearchConfig:
         pc = self.pcdarts
         _check(pc.partial_channels >= 1, "pcdarts.partial_channels", "must be >= 1")
         _check(0 <= pc.warmup_fraction < 1, "pcdarts.warmup_fraction", "must be in [0, 1)")
-        if self.algorithm == "pcdarts":
+        if self.algorithm == "pcdarts" and self.space == "darts":
             _check(
                 net.C % pc.partial_channels == 0 and (net.C // pc.partial_channels) % 2 == 0,
                 "network.C",

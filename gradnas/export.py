@@ -20,7 +20,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +28,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .errors import GradnasError
-from .file_mode import follow_umask
 
 # ai.onnx opset written into ONNX files: torch 2.13's default for the dynamo
 # exporter, run by onnxruntime >= 1.17. Fixing it keeps files alike across
@@ -57,28 +56,16 @@ def _target(path: str | os.PathLike[str]) -> Path:
 
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
-
-    Any exception removes the temporary file; one that is not already an
-    :class:`ExportError` becomes one naming ``path`` (the original is chained).
-    """
-    # Same suffix as the target, for writers that look at it (torch.export warns without .pt2).
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    follow_umask(fd)
-    os.close(fd)
-    tmp = Path(name)
+    """A temporary path beside ``path``, renamed to it if the block succeeds
+    (:func:`gradnas.atomic.atomic_path`); an error that is not already an
+    :class:`ExportError` becomes one naming ``path`` (the original chained)."""
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())  # on disk before the rename makes it visible
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, Exception) and not isinstance(err, ExportError):
-            raise ExportError(f"exporting to {str(path)!r} failed: {err}") from err
-        raise
+        with atomic_path(path) as tmp:
+            yield tmp
+    except Exception as err:
+        if isinstance(err, ExportError):
+            raise
+        raise ExportError(f"exporting to {str(path)!r} failed: {err}") from err
 
 
 T = TypeVar("T")

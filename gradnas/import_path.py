@@ -1,8 +1,13 @@
-"""Resolve ``pkg.module:attr`` and ``path/file.py:attr`` references to Python objects.
+"""Objects named by an import path, as uvicorn and gunicorn name an app.
 
-The CLI takes user code by reference (``--data my_data.py:make``): a module
-on ``sys.path`` in dotted form, or a Python file by its path. A file is loaded
-under a private module name, so it cannot shadow an installed module.
+The CLI takes user code by reference (``--space my_space.py:build``,
+``--data my_data.py:make``): ``load_object("pkg.module:attr", what)`` imports
+``pkg.module`` and returns its ``attr``; ``load_object("path/to/file.py:attr",
+what)`` runs that file as a module of its own first, under a private name so
+it cannot shadow an installed module. Every failure is one
+:class:`ImportPathError` naming the reference and what went wrong (malformed
+reference, no such file or module, no such attribute, the module raising while
+it is imported), so a command line can print it as one line.
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ class ImportPathError(GradnasError, ValueError):
     """A reference that names no module or file, or no attribute in it."""
 
 
+def is_reference(text: str) -> bool:
+    """Whether ``text`` has the ``module:attr`` / ``file.py:attr`` form."""
+    module, sep, attr = text.rpartition(":")
+    return bool(sep and module and attr)
+
+
 def _load_file(path: Path, ref: str, what: str) -> ModuleType:
     if not path.is_file():
         raise ImportPathError(f"{what} {ref!r}: no file {str(path)!r}")
-    name = f"_gradnas_user_{abs(hash(str(path.resolve())))}"
+    name = f"gradnas_user_{abs(hash(str(path.resolve())))}"
+    if name in sys.modules:
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportPathError(f"{what} {ref!r}: {str(path)!r} cannot be loaded as Python")
@@ -41,6 +54,8 @@ def _load_file(path: Path, ref: str, what: str) -> ModuleType:
 
 
 def _load_module(dotted: str, ref: str, what: str) -> ModuleType:
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # as `python -m` does: modules of the current folder
     try:
         return importlib.import_module(dotted)
     except ModuleNotFoundError as err:
@@ -56,21 +71,21 @@ def _load_module(dotted: str, ref: str, what: str) -> ModuleType:
 
 
 def load_object(ref: str, what: str) -> Any:
-    """The object ``ref`` names: ``pkg.mod:attr`` (a module on ``sys.path``) or
-    ``path/to/file.py:attr`` (a file, relative to the working directory).
+    """The object ``ref`` names: ``pkg.mod:attr`` (a module on ``sys.path`` or in
+    the working directory) or ``path/to/file.py:attr`` (a file, relative to the
+    working directory). The attribute may be dotted (``module:Class.factory``).
 
-    ``what`` says what the reference is for (``"--data"``), so that each
-    error (malformed reference, no such file or module, no such attribute)
-    is one line naming the flag and the reference.
+    ``what`` says what the reference is for (``"--data"``, ``"space"``), so that
+    each error is one line naming the role and the reference.
 
     >>> load_object("os.path:join", "--data") is __import__("os").path.join
     True
     """
-    module_part, sep, attr = ref.rpartition(":")
-    if not sep or not module_part or not attr:
+    if not isinstance(ref, str) or not is_reference(ref):
         raise ImportPathError(
             f"{what} {ref!r}: expected MODULE:NAME or FILE.py:NAME (e.g. my_data.py:make)"
         )
+    module_part, _, attr = ref.rpartition(":")
     if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
         module = _load_file(Path(module_part), ref, what)
     else:

@@ -19,6 +19,7 @@ TINY = {
 RUN_FILES = {
     "config.yaml",
     "data.json",
+    "space.json",  # the space and the data shapes, for train RUN_DIR and export
     "metrics.csv",
     "alphas.json",
     "genotype.json",

@@ -35,6 +35,7 @@ def test_train_writes_every_file(trained):
     assert {p.name for p in out.iterdir()} == {
         "config.yaml",
         "data.json",
+        "space.json",  # the space and the data shapes: export needs no data set
         "genotype.json",
         "metrics.csv",
         "checkpoint.pt",

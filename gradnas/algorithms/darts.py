@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..mutators import DiffMutator
-from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange, FinalStage
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 HESSIANS = ("finite_difference", "exact")
@@ -68,7 +68,14 @@ class Darts:
         grad_clip: max norm of the weight gradient (DARTS: 5); None to skip.
         hessian: ``'finite_difference'`` (DARTS) or ``'exact'`` (double
             backward; exact, one forward fewer, more memory).
+        data_parallel: under ``torchrun``, how the weight step's forward is
+            wrapped in DDP and the other gradients averaged (the default:
+            one process).
     """
+
+    reads_val_batch = True  # the architecture step reads the validation batch
+    trains_supernet = True
+    find_unused_parameters = False  # every weight runs in every forward
 
     def __init__(
         self,
@@ -80,6 +87,7 @@ class Darts:
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
         hessian: str = "finite_difference",
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         if hessian not in HESSIANS:
             raise ValueError(f"hessian must be one of {HESSIANS}, got {hessian!r}")
@@ -96,17 +104,20 @@ class Darts:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
-        self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
-        self.replicas = (
-            SINGLE_PROCESS  # averages the gradients DDP does not see (gradnas.algorithms.base)
+        self.data_parallel = data_parallel
+        # The weight step's forward: the supernet, or its DDP wrapper under torchrun.
+        self.model: nn.Module = data_parallel.wrap(
+            supernet, find_unused=self.find_unused_parameters
         )
+        self.replicas = data_parallel.replicas  # averages the gradients DDP does not see
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on ``train_batch``.
 
         For ``unrolled=True`` the validation metrics are those at the virtual
         weights ``w'``, the point whose loss the architecture step lowers.
         """
+        val_batch = needs_val_batch(self, val_batch)
         val_logits, val_loss = self.architecture_step(train_batch, val_batch)
         logits, loss = self.weight_step(train_batch)
         return {
@@ -268,15 +279,32 @@ class Darts:
         return grads
 
     # -- schedules -----------------------------------------------------------
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """DARTS has no schedule of its own (the weight LR schedule is the engine's)."""
+        return NO_CHANGE
 
     def state_dict(self) -> dict:
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> EpochChange:
         if state:
             raise ValueError(f"Darts keeps no state, got keys {sorted(state)}")
+        return NO_CHANGE
+
+    def logged(self) -> dict[str, float]:
+        """Schedule values for the metrics file: none."""
+        return {}
+
+    def final_architecture(self, stage: FinalStage) -> None:
+        """The architecture is derived from the alphas."""
+        return None
+
+
+def needs_val_batch(method: object, val_batch: Batch | None) -> Batch:
+    """``val_batch``, which a bilevel method's architecture step cannot do without."""
+    if val_batch is None:
+        raise ValueError(f"{type(method).__name__} reads a validation batch; got None")
+    return val_batch
 
 
 def grads_or_zeros(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

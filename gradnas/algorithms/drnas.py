@@ -48,8 +48,9 @@ from torch.distributions import Dirichlet, kl_divergence
 
 from ..mutables.dirichlet_op import DirichletOP, dirichlet_concentration
 from ..mutators import DiffMutator
-from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange, FinalStage
+from .darts import needs_val_batch
 from .optimizer_state import Successor, rebuild_optimizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -131,7 +132,13 @@ class DrNas:
             with ``partial_channels`` equal to the first stage's K and
             decisions with the first stage's number of ops, and a search
             whose epochs are the stages' sum.
+        data_parallel: under ``torchrun``, how the weight step's forward is
+            wrapped in DDP (again after a stage rebuilt the supernet) and the
+            alpha gradients averaged.
     """
+
+    reads_val_batch = True
+    trains_supernet = True
 
     def __init__(
         self,
@@ -144,6 +151,7 @@ class DrNas:
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
         stages: Sequence[ProgressiveStage] = (),
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         if regularizer not in REGULARIZERS:
             raise ValueError(
@@ -169,8 +177,9 @@ class DrNas:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
-        self.model: nn.Module = supernet  # the weight step's forward; a DDP wrapper under torchrun
-        self.replicas = SINGLE_PROCESS  # averages the alpha gradients (gradnas.algorithms.base)
+        self.data_parallel = data_parallel
+        self.model: nn.Module = data_parallel.wrap(supernet)  # DDP under torchrun
+        self.replicas = data_parallel.replicas  # averages the alpha gradients
         self.dirichlet_decisions = [
             space_id
             for space_id, members in mutator.search_spaces.items()
@@ -212,14 +221,14 @@ class DrNas:
             for space_id in self.dirichlet_decisions
         )
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on
         ``train_batch``; during a stage's warm-up the weight step only."""
         self.supernet.train()
         if self.in_warmup:
             logits, loss = self.weight_step(train_batch)
             return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item()}
-        x_val, y_val = val_batch
+        x_val, y_val = needs_val_batch(self, val_batch)
         metrics = {}
 
         self.arch_optimizer.zero_grad(set_to_none=True)
@@ -268,13 +277,14 @@ class DrNas:
             and self.epoch - self.stage_start(self.stage) < self.stages[self.stage].warmup_epochs
         )
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """Track the epoch; entering a later stage prunes the ops and widens the
-        partial channels (:meth:`enter_stage`)."""
+        partial channels (:meth:`enter_stage`), and returns the rebuilt optimizers."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < num_epochs:
             raise ValueError(f"epoch must be an int in 0..{num_epochs - 1}, got {epoch!r}")
         if not self.stages:
-            return
+            self.epoch = epoch
+            return NO_CHANGE
         total = self.stage_start(len(self.stages))
         if total != num_epochs:
             raise ValueError(
@@ -285,10 +295,24 @@ class DrNas:
             raise ValueError(
                 f"epoch {epoch} is in stage {stage}, before the current stage {self.stage}"
             )
+        change = NO_CHANGE
         while self.stage < stage:
             nxt = self.stages[self.stage + 1]
             self.enter_stage(self.strongest_ops(nxt.num_ops), nxt.partial_channels)
+            change = self._rebuilt()
         self.epoch = epoch
+        return change
+
+    def _rebuilt(self) -> EpochChange:
+        return EpochChange(self.weight_optimizer, self.arch_optimizer)
+
+    def logged(self) -> dict[str, float]:
+        """Schedule values for the metrics file: none."""
+        return {}
+
+    def final_architecture(self, stage: FinalStage) -> None:
+        """The architecture is derived from the alphas."""
+        return None
 
     def strongest_ops(self, num_ops: int) -> dict[str, list[str]]:
         """Each decision's ``num_ops`` ops of largest Dirichlet mean, as the release's
@@ -332,6 +356,8 @@ class DrNas:
         self.arch_optimizer = rebuild_optimizer(self.arch_optimizer, alpha_successors)
         self.weights = optimizer_params(self.weight_optimizer)
         self.alphas = optimizer_params(self.arch_optimizer)
+        # DDP knows the parameters it was built with: wrap the changed supernet again.
+        self.model = self.data_parallel.wrap(self.supernet)
         self.kept.append({space_id: list(names) for space_id, names in kept.items()})
         self.stage += 1
 
@@ -342,7 +368,7 @@ class DrNas:
             return {}
         return {"epoch": self.epoch, "stage": self.stage, "kept": [dict(k) for k in self.kept]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> EpochChange:
         """Restore the schedule, bringing the supernet and optimizers to the saved
         stage first: load this before the supernet's, mutator's and optimizers'
         state dicts, whose shapes are those of that stage."""
@@ -351,7 +377,7 @@ class DrNas:
                 raise ValueError(
                     f"DrNas keeps no state without progressive stages, got keys {sorted(state)}"
                 )
-            return
+            return NO_CHANGE
         if set(state) != {"epoch", "stage", "kept"}:
             raise ValueError(
                 f"DrNas state needs exactly the keys 'epoch', 'stage', 'kept', got {sorted(state)}"
@@ -377,6 +403,9 @@ class DrNas:
                 f"DrNas state is at stage {stage} with other pruning than this search "
                 f"(at stage {self.stage}); load it into a freshly built one"
             )
+        change = NO_CHANGE
         while self.stage < stage:
             self.enter_stage(kept[self.stage], self.stages[self.stage + 1].partial_channels)
+            change = self._rebuilt()
         self.epoch = epoch
+        return change

@@ -26,6 +26,7 @@ from torch import nn
 
 from ..mutables import GumbelEdge, GumbelOP
 from ..mutators import DiffMutator
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange
 from .darts import Darts
 
 # GDAS' search scripts pass --tau_max 10 --tau_min 0.1 (D-X-Y/AutoDL-Projects,
@@ -65,7 +66,10 @@ class Gdas(Darts):
         tau_min: temperature of the last epoch (GDAS: 0.1).
         criterion: the loss (default cross entropy).
         grad_clip: max norm of the weight gradient (GDAS: 5); None to skip.
+        data_parallel: as for :class:`Darts`.
     """
+
+    find_unused_parameters = True  # only the sampled op of each edge runs
 
     def __init__(
         self,
@@ -77,6 +81,7 @@ class Gdas(Darts):
         tau_min: float = TAU_MIN,
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         super().__init__(
             supernet,
@@ -86,6 +91,7 @@ class Gdas(Darts):
             unrolled=False,
             criterion=criterion,
             grad_clip=grad_clip,
+            data_parallel=data_parallel,
         )
         check_hard_gumbel(mutator)
         self.tau_max, self.tau_min = check_schedule(tau_max, tau_min)
@@ -96,7 +102,7 @@ class Gdas(Darts):
         self.mutator.set_temperature(tau)
         self.tau = float(tau)
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """Anneal tau linearly: ``tau_max`` at epoch 0, ``tau_min`` at epoch ``num_epochs - 1``."""
         if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
             raise ValueError(f"num_epochs must be an int >= 1, got {num_epochs!r}")
@@ -106,11 +112,16 @@ class Gdas(Darts):
         # tau_max - (tau_max - tau_min) * progress, written so that both ends are exact in floating
         # point
         self.set_tau((1.0 - progress) * self.tau_max + progress * self.tau_min)
+        return NO_CHANGE
+
+    def logged(self) -> dict[str, float]:
+        """The temperature of the current epoch."""
+        return {"tau": self.tau}
 
     def state_dict(self) -> dict:
         return {"tau": self.tau, "tau_max": self.tau_max, "tau_min": self.tau_min}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> EpochChange:
         """Restore the schedule and the current tau, and apply tau to the mutables."""
         missing = [k for k in STATE_KEYS if k not in state]
         unknown = sorted(set(state) - set(STATE_KEYS))
@@ -124,6 +135,7 @@ class Gdas(Darts):
             raise ValueError(f"Gdas state: tau must be a positive number, got {tau!r}")
         self.tau_max, self.tau_min = tau_max, tau_min
         self.set_tau(tau)
+        return NO_CHANGE
 
 
 def is_number(x: object) -> bool:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..mutators import DiffMutator
 from .base import accuracy
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange
 from .darts import Darts
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -58,6 +59,7 @@ class PCDarts(Darts):
         warmup_epochs: int = PUBLISHED_WARMUP_EPOCHS,
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         if (
             isinstance(warmup_epochs, bool)
@@ -75,6 +77,7 @@ class PCDarts(Darts):
             unrolled=False,
             criterion=criterion,
             grad_clip=grad_clip,
+            data_parallel=data_parallel,
         )
         self.warmup_epochs = warmup_epochs
         self.epoch = 0
@@ -84,7 +87,7 @@ class PCDarts(Darts):
         """Whether the current epoch leaves the alphas frozen."""
         return self.epoch < self.warmup_epochs
 
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, float]:
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """A weight step during warm-up; a first-order DARTS step afterwards."""
         if not self.in_warmup:
             return super().step(train_batch, val_batch)
@@ -92,7 +95,7 @@ class PCDarts(Darts):
         return {"train_loss": loss.item(), "train_acc": accuracy(logits, train_batch[1]).item()}
 
     # -- schedule ------------------------------------------------------------
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """Track the epoch; a warm-up covering the whole search is an error,
         since the alphas would never train."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < num_epochs:
@@ -103,14 +106,16 @@ class PCDarts(Darts):
                 f"{num_epochs}-epoch search; lower it (PC-DARTS: 15 of 50 epochs)"
             )
         self.epoch = epoch
+        return NO_CHANGE
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> EpochChange:
         if set(state) != {"epoch"}:
             raise ValueError(f"PCDarts state needs exactly the key 'epoch', got {sorted(state)}")
         epoch = state["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"PCDarts state: epoch must be an int >= 0, got {epoch!r}")
         self.epoch = epoch
+        return NO_CHANGE

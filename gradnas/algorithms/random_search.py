@@ -14,8 +14,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from typing import Any
+
+import torch
 
 from ..genotype import Genotype
+from .contract import NO_CHANGE, Batch, EpochChange, FinalStage
 
 
 def random_search(
@@ -45,3 +49,53 @@ def random_search(
         if score > trials[best][1]:
             best = i
     return trials[best][0], trials[best][1], trials
+
+
+class RandomSearch:
+    """Random search through the engine: no supernet training; the final
+    stage trains ``trials`` architectures drawn uniformly from the space
+    (``stage.paths.sample``) from scratch with ``stage.train_fixed`` and
+    keeps the best on the validation half (:func:`random_search`).
+
+    The supernet is built with one-path mutables only so that the space can
+    name its decisions; its weights never train.
+    """
+
+    reads_val_batch = False
+    trains_supernet = False
+    arch_optimizer = None
+
+    def __init__(self, weight_optimizer: torch.optim.Optimizer, trials: int) -> None:
+        self.weight_optimizer = weight_optimizer  # unused: the supernet does not train
+        self.trials = trials
+
+    def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
+        raise RuntimeError("random search trains no supernet; its trials run in the final stage")
+
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
+        return NO_CHANGE
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
+        if state:
+            raise ValueError(f"RandomSearch keeps no state, got keys {sorted(state)}")
+        return NO_CHANGE
+
+    def logged(self) -> dict[str, float]:
+        return {}
+
+    def final_architecture(self, stage: FinalStage) -> Any:
+        """Train ``trials`` drawn architectures and return the best (earliest among equals)."""
+        train_fixed = stage.train_fixed
+        if train_fixed is None:
+            raise ValueError("random search needs the engine's train_fixed to train its trials")
+        count = [0]
+
+        def evaluate(arch: Any) -> float:
+            count[0] += 1
+            return train_fixed(arch, count[0])[0]
+
+        best, _, _ = random_search(stage.paths.sample, evaluate, self.trials, stage.seed)
+        return best

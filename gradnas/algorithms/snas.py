@@ -36,8 +36,8 @@ from torch import nn
 
 from ..mutables import DifferentiableEdge, GumbelOP
 from ..mutators import DiffMutator
-from ..parallel import SINGLE_PROCESS
 from .base import accuracy, check_disjoint, optimizer_params
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange, FinalStage
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -86,7 +86,12 @@ class Snas:
         resource_penalty: weight of the expected cost in the loss; 0 turns it off.
         resource_costs: cost per op name; None counts each op's weights.
         grad_clip: max norm of the weight gradient; None to skip.
+        data_parallel: under ``torchrun``, the DDP wrapper and the replicas
+            that average the alpha gradients.
     """
+
+    reads_val_batch = False  # single-level: both parameter sets learn on the training batch
+    trains_supernet = True
 
     def __init__(
         self,
@@ -100,6 +105,7 @@ class Snas:
         resource_costs: Mapping[str, float] | None = None,
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         self.tau_start = _positive(tau_start, "tau_start")
         self.tau_end = _positive(tau_end, "tau_end")
@@ -124,8 +130,8 @@ class Snas:
         self.weights = optimizer_params(weight_optimizer)
         self.alphas = optimizer_params(arch_optimizer)
         check_disjoint(self.weights, self.alphas)
-        self.model: nn.Module = supernet  # the forward; a DDP wrapper under torchrun
-        self.replicas = SINGLE_PROCESS  # averages the alpha gradients (gradnas.algorithms.base)
+        self.model: nn.Module = data_parallel.wrap(supernet)  # DDP under torchrun
+        self.replicas = data_parallel.replicas  # averages the alpha gradients
         self.op_decisions = self._op_decisions()
         self.costs = self._cost_table(resource_costs)
         self.epoch = 0
@@ -233,18 +239,27 @@ class Snas:
         }
 
     # -- schedule ------------------------------------------------------------
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """Set the temperature of this epoch on every Gumbel mutable."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < num_epochs:
             raise ValueError(f"epoch must be an int in 0..{num_epochs - 1}, got {epoch!r}")
         self.epoch = epoch
         self.tau = linear_temperature(epoch, num_epochs, self.tau_start, self.tau_end)
         self.mutator.set_temperature(self.tau)
+        return NO_CHANGE
+
+    def logged(self) -> dict[str, float]:
+        """The temperature of the current epoch."""
+        return {"tau": self.tau}
+
+    def final_architecture(self, stage: FinalStage) -> None:
+        """The architecture is derived from the alphas (SNAS' argmax rule)."""
+        return None
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "tau": self.tau}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> EpochChange:
         if set(state) != {"epoch", "tau"}:
             raise ValueError(
                 f"Snas state needs exactly the keys 'epoch' and 'tau', got {sorted(state)}"
@@ -255,3 +270,4 @@ class Snas:
         self.tau = _positive(state["tau"], "Snas state: tau")
         self.epoch = epoch
         self.mutator.set_temperature(self.tau)
+        return NO_CHANGE

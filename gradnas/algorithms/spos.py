@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -29,7 +31,6 @@ from ..genotype import Genotype
 from ..mutables import OneShotOP
 from ..mutables.one_shot_edge import OneShotEdge
 from ..mutators.one_shot_mutator import OneShotMutator, Subnet
-from ..parallel import SINGLE_PROCESS
 from ..spaces.darts.search_network import (
     CELL_TYPES,
     DartsSearchNetwork,
@@ -37,6 +38,7 @@ from ..spaces.darts.search_network import (
     op_space_id,
 )
 from .base import accuracy, optimizer_params
+from .contract import NO_CHANGE, SINGLE, DataParallel, EpochChange, FinalStage
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 G = TypeVar("G", bound=Hashable)
@@ -93,6 +95,19 @@ def subnet_from_genotype(genotype: Genotype) -> Subnet:
 # ---------------------------------------------------------------- stage 1: supernet training
 
 
+@dataclass(frozen=True)
+class Evolution:
+    """SPOS' second stage: the evolutionary search's sizes (the release's
+    search script: population 50, 20 generations, top 10 parents, mutation
+    0.1) and how many training batches re-estimate BatchNorm per path (0: off)."""
+
+    population: int = 50
+    generations: int = 20
+    parents: int = 10
+    mutation_prob: float = 0.1
+    bn_batches: int = 0
+
+
 class Spos:
     """Single-path supernet training with uniform sampling.
 
@@ -112,7 +127,13 @@ class Spos:
             methods here); None to skip.
         generator: draws the paths; its state is this object's state, so a
             resumed search draws the same paths. None uses torch's global RNG.
+        evolution: the second stage's sizes (:meth:`final_architecture`).
+        data_parallel: under ``torchrun``, the DDP wrapper of the forward.
     """
+
+    reads_val_batch = False  # the supernet trains on the training data only
+    trains_supernet = True
+    arch_optimizer = None  # no architecture parameter
 
     def __init__(
         self,
@@ -122,6 +143,8 @@ class Spos:
         criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         grad_clip: float | None = 5.0,
         generator: torch.Generator | None = None,
+        evolution: Evolution = Evolution(),
+        data_parallel: DataParallel = SINGLE,
     ) -> None:
         if not mutator.search_spaces:
             raise ValueError(
@@ -134,8 +157,10 @@ class Spos:
         self.grad_clip = grad_clip
         self.generator = generator
         self.weights = optimizer_params(weight_optimizer)
-        self.model: nn.Module = supernet  # the forward; a DDP wrapper under torchrun
-        self.replicas = SINGLE_PROCESS  # unused: SPOS has no gradient outside the wrapped supernet
+        self.evolution = evolution
+        # Only the path's weights run: DDP must not wait for the others' gradients.
+        self.model: nn.Module = data_parallel.wrap(supernet, find_unused=True)
+        self.replicas = data_parallel.replicas
 
     def sample_path(self) -> Subnet:
         """Draw a uniform path, set it on the supernet and return it."""
@@ -161,14 +186,58 @@ class Spos:
         self.weight_optimizer.step()
         return {"train_loss": loss.item(), "train_acc": accuracy(logits.detach(), y).item()}
 
-    def on_epoch_start(self, epoch: int, num_epochs: int) -> None:
+    def on_epoch_start(self, epoch: int, num_epochs: int) -> EpochChange:
         """SPOS has no schedule of its own (the weight LR schedule is the engine's)."""
+        return NO_CHANGE
+
+    def logged(self) -> dict[str, float]:
+        return {}
+
+    def final_architecture(self, stage: FinalStage) -> Any:
+        """SPOS' second stage: evolve paths of the trained supernet, each scored
+        by the validation accuracy of the shared weights (BatchNorm re-estimated
+        per path when ``evolution.bn_batches`` > 0); the best path is the
+        architecture."""
+        ev, paths = self.evolution, stage.paths
+
+        def score(arch: Any) -> float:
+            accuracy = subnet_accuracy(
+                self.supernet,
+                self.mutator,
+                paths.to_subnet(arch),
+                stage.val_loader,
+                recalibrate_bn_batches=ev.bn_batches,
+                bn_loader=stage.train_loader,
+            )
+            # Data-parallel, each rank scored its shard of the validation half: combine them.
+            size = len(stage.val_loader.dataset)  # type: ignore[attr-defined]
+            right, total = stage.replicas.sum_([accuracy * size, size])
+            return right / total
+
+        start = time.perf_counter()
+        best, best_score, history = evolution_search(
+            score,
+            paths.sample,
+            paths.mutate,
+            paths.crossover,
+            population=ev.population,
+            generations=ev.generations,
+            parents=ev.parents,
+            mutation_prob=ev.mutation_prob,
+            seed=stage.seed,
+        )
+        stage.log(
+            f"evolution: {ev.generations} generations of {ev.population} paths in "
+            f"{time.perf_counter() - start:.0f}s; best path val_acc {best_score:.4f} "
+            f"(first generation {history[0]:.4f})"
+        )
+        return best
 
     def state_dict(self) -> dict:
         """The path generator's state (a uint8 tensor), or nothing without a generator."""
         return {} if self.generator is None else {"generator": self.generator.get_state()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> EpochChange:
         expected = set() if self.generator is None else {"generator"}
         if set(state) != expected:
             raise ValueError(f"Spos state must have keys {sorted(expected)}, got {sorted(state)}")
@@ -180,6 +249,7 @@ class Spos:
                     f"got {type(value).__name__}"
                 )
             self.generator.set_state(value)
+        return NO_CHANGE
 
 
 # ---------------------------------------------------------------- stage 2: scoring a path
@@ -253,7 +323,22 @@ def path_accuracy(
         raise ValueError(
             "recalibrate_bn_batches > 0 needs bn_loader (training batches to re-estimate BatchNorm on)"
         )
-    mutator.set_subnet(subnet_from_genotype(genotype))
+    return subnet_accuracy(
+        supernet, mutator, subnet_from_genotype(genotype), loader, recalibrate_bn_batches, bn_loader
+    )
+
+
+def subnet_accuracy(
+    supernet: nn.Module,
+    mutator: OneShotMutator,
+    subnet: Subnet,
+    loader: Iterable[Batch],
+    recalibrate_bn_batches: int = 0,
+    bn_loader: Iterable[Batch] | None = None,
+) -> float:
+    """Top-1 accuracy over ``loader`` of the shared weights along the path ``subnet``
+    (see :func:`path_accuracy`)."""
+    mutator.set_subnet(subnet)
     was_training = supernet.training
     saved = [
         (bn, bn.momentum, {k: v.clone() for k, v in bn.state_dict().items()})

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import GradnasError
-from ..file_mode import follow_umask
 
 
 class RunDirError(GradnasError, ValueError):
@@ -22,50 +20,17 @@ class RunDirError(GradnasError, ValueError):
 def _atomic_write(
     path: Path, write: Callable[[IO[bytes]], None], keep_previous: Path | None = None
 ) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``path``.
+    """Write via a temporary file, fsync, rename (the one writer: :mod:`gradnas.atomic`).
 
-    The rename is atomic on POSIX, so readers see the old file or the new
-    one, never a partial one; the old file stays until the new one is whole.
-    With ``keep_previous`` the old file is moved there just before the new
-    one takes its place, so a last good copy survives even a new file that
-    later turns out to be bad.
+    An OS error (read-only, full, no permission) becomes one line naming the file.
     """
-    path = Path(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        follow_umask(fd)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous is not None and path.exists():
-            _keep_copy(path, keep_previous)
-        os.replace(tmp, path)
-    except BaseException as err:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # read-only, full, no permission: one line naming the file
-            raise RunDirError(
-                f"cannot write {str(path)!r}: {err.strerror or err}; the files written before "
-                f"are unchanged"
-            ) from None
-        raise
-
-
-def _keep_copy(path: Path, keep: Path) -> None:
-    """Make ``keep`` the current ``path`` while ``path`` stays: a hard link renamed into
-    place, so a failed write of the new file still leaves ``path`` (a file system
-    without hard links moves ``path`` instead, leaving only ``keep`` until the new
-    one is renamed in)."""
-    link = keep.with_name(f".{keep.name}.{os.getpid()}.tmp")
-    try:
-        link.unlink(missing_ok=True)
-        os.link(path, link)
-        os.replace(link, keep)
-    except OSError:
-        link.unlink(missing_ok=True)
-        os.replace(path, keep)
+        atomic_write(Path(path), write, keep_previous)
+    except OSError as err:
+        raise RunDirError(
+            f"cannot write {str(path)!r}: {err.strerror or err}; the files written before "
+            f"are unchanged"
+        ) from None
 
 
 def write_text(path: Path, text: str) -> None:

@@ -53,6 +53,8 @@ RUN_FILE_PATTERNS = (
     "model.onnx",
     "model.pt2",
     "result.json",
+    "data.json",  # the data's shapes and statistics (gradnas/engine/data.py)
+    "space.json",  # the search space reference and input shapes
     "alphas_normal.png",
     "alphas_normal.svg",
     "alphas_reduce.png",
@@ -121,6 +123,22 @@ def _refuse_special(path: Path) -> None:
         raise RunDirError(f"refusing to clear the home folder {str(path)!r}; choose another --out")
 
 
+# Lock descriptors this process holds. A forked child (a DataLoader worker) closes its copies at
+# once: otherwise workers that outlive a killed run would keep its folder locked until they
+# notice their parent is gone. The parent's descriptor alone keeps the lock.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 def _holder(lock_path: Path) -> str:
     try:
         info = json.loads(lock_path.read_text())
@@ -167,6 +185,7 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.pwrite(fd, owner, 0)
         self._fd = fd
+        _HELD.add(fd)
 
     def claim_new(self, force: bool, kind: str, inputs: Iterable[str | Path] = ()) -> None:
         """Create (or, with ``force``, clear) the folder for a fresh run and lock it.
@@ -244,6 +263,7 @@ class RunFolder:
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            _HELD.discard(self._fd)
             os.close(self._fd)
             self._fd = None
 

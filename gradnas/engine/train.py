@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,9 @@ from torch.utils.data import Dataset, Subset
 
 from .. import parallel
 from ..algorithms.base import accuracy
+from ..architectures import DartsSize, resolve_architecture
 from ..config import (
+    ConfigError,
     TrainConfig,
     config_to_dict,
     dump_config,
@@ -45,6 +48,7 @@ from ..data import make_loader
 from ..data.sources import Splits
 from ..genotype import PUBLISHED, Genotype, GenotypeError
 from ..genotype_file import read_genotype_file
+from ..spaces.contract import SearchSpace, SpaceError
 from ..spaces.darts import NetworkCIFAR, drop_path_schedule
 from .command import resume_command
 from .common import (
@@ -58,14 +62,13 @@ from .common import (
     flush_denormals,
     quiet,
     resume_position,
-    run_epoch_steps,
     seed_everything,
-    stop_after_epoch,
     to_device,
 )
 from .data import check_batch_fits, load_data, loader_options, read_data_info, write_data_info
 from .files import RunDirError, load_problem, save_checkpoint, save_torch, write_text
 from .interrupt import StopRequest
+from .loop import run_epochs
 from .resume import (
     MISFIT_ERRORS,
     check_progress,
@@ -75,6 +78,7 @@ from .resume import (
 )
 from .rng import get_rng_state, set_rng_state
 from .run_folder import RunFolder, hint_on_second_interrupt, is_main_process
+from .run_record import Shapes, read_space_record
 from .threads import choose_threads
 
 CHECKPOINT_FORMAT = "gradnas-train-1"
@@ -123,10 +127,15 @@ def build_network(
     )
 
 
+def darts_size(cfg: TrainConfig) -> DartsSize:
+    """The size of a DARTS genotype's network in a retraining."""
+    return DartsSize(cfg.network.C, cfg.network.layers, cfg.network.auxiliary)
+
+
 @dataclass
 class TrainSetup:
-    model: NetworkCIFAR
-    genotype: Genotype
+    model: nn.Module  # the fixed network: NetworkCIFAR for DARTS cells, or the space's own
+    genotype: Any  # the architecture, a value of its space (a Genotype for DARTS cells)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: torch.utils.data.DataLoader
@@ -134,6 +143,8 @@ class TrainSetup:
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS
     device: torch.device = torch.device("cpu")
     forward: nn.Module | None = None  # what the training step calls: the model, or its DDP wrapper
+    space: SearchSpace | None = None
+    record: dict[str, Any] = field(default_factory=dict)  # space.json of the run, shapes included
     data: Splits | None = None  # what data.json records
 
 
@@ -141,15 +152,29 @@ def build_train(
     cfg: TrainConfig,
     replicas: parallel.Replicas = parallel.SINGLE_PROCESS,
     device: torch.device = torch.device("cpu"),
-    datasets: tuple[Dataset, Dataset] | None = None,
+    datasets: tuple[Dataset[Any], Dataset[Any]] | None = None,
+    splits: Splits | None = None,
+    factory: Any = None,
 ) -> TrainSetup:
-    """Genotype, data, network and optimizer for ``cfg``, seeded; raises before anything is written."""
-    genotype = resolve_genotype(cfg.genotype)
+    """Architecture, data, network and optimizer for ``cfg``, seeded; raises before anything is written.
+
+    ``cfg.genotype`` may name an architecture of any space (a search run folder
+    keeps its space in ``space.json``): its fixed network is what trains.
+    ``datasets=(train, test)`` are a caller's own data sets (``data.name:
+    datasets``); ``splits`` replaces the config's data altogether.
+    """
+    resolved = resolve_architecture(cfg.genotype, darts_size(cfg), factory)
+    genotype = resolved.arch
     seed_everything(cfg.seed)
     d = cfg.data
-    splits = load_data(d, cfg.seed, datasets)
+    if splits is None:
+        splits = load_data(d, cfg.seed, datasets)
     check_batch_fits(splits, d.batch_size, ("train_all",))
-    model = build_network(cfg, genotype, splits.in_channels, splits.num_classes)
+    shapes = Shapes.of(splits)
+    try:
+        model = resolved.space.fixed_network(genotype, shapes.in_channels, shapes.num_classes)
+    except SpaceError as err:
+        raise ConfigError(str(err)) from None
     if device.type != "cpu":
         model.to(device)
     opt = cfg.optim
@@ -183,6 +208,7 @@ def build_train(
         forward = parallel.wrap(model, replicas, device)
         # Each rank its own augmentation and drop-path masks (the weights were drawn alike above).
         seed_everything(rank_seed(cfg.seed, replicas.rank))
+    record = {**resolved.space.record(), **shapes.to_dict()}
     return TrainSetup(
         model,
         genotype,
@@ -193,8 +219,14 @@ def build_train(
         replicas,
         device,
         forward,
+        resolved.space,
+        record,
         splits,
     )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def rank_seed(seed: int, rank: int) -> int:
@@ -228,7 +260,7 @@ def checkpoint_state(setup: TrainSetup, cfg: TrainConfig, run: Progress, rng_ran
     return {
         "format": CHECKPOINT_FORMAT,
         "config": config_to_dict(cfg),
-        "genotype": setup.genotype.to_dict(),
+        "genotype": json.loads(setup.genotype.to_json()),
         "progress": run.to_state(),
         "model": setup.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
@@ -267,6 +299,79 @@ def restore_rng(
 
 
 @dataclass
+class TrainJob:
+    """A retraining as a :class:`~.loop.Job` of the one run loop."""
+
+    setup: TrainSetup
+    cfg: TrainConfig
+    out: Path
+    log: Callable[[str], None]
+    lr: float = 0.0
+    test_loss: float = float("nan")
+    test_acc: float = float("nan")
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def train_loader(self) -> torch.utils.data.DataLoader:
+        return self.setup.train_loader
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.cfg.checkpoint_every
+
+    @property
+    def resume_hint(self) -> str:
+        return resume_command("train", self.out)
+
+    def start_epoch(self, epoch: int, fresh: bool) -> None:
+        drop_path = drop_path_schedule(epoch, self.cfg.epochs, self.cfg.network.drop_path_prob)
+        if hasattr(self.setup.model, "drop_path_prob"):  # networks with drop-path (DARTS cells)
+            self.setup.model.drop_path_prob = drop_path
+        self.lr = self.setup.optimizer.param_groups[0]["lr"]
+
+    def step(self, batch: Any) -> dict[str, float]:
+        net = self.cfg.network
+        return train_step(self.setup, batch, net.auxiliary_weight, self.cfg.optim.grad_clip)
+
+    def check(self, metrics: dict[str, float], run: Progress) -> None:
+        check_finite(metrics, run.epoch, run.step)
+
+    def end_epoch(self, epoch: int, run: Progress, started: float) -> None:
+        setup = self.setup
+        setup.scheduler.step()
+        setup.replicas.broadcast_buffers_(setup.model)
+        self.test_loss, self.test_acc = evaluate(setup.model, setup.test_loader, setup.replicas)
+        train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
+        run.history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": round(train["train_loss"], 6),
+                "train_acc": round(train["train_acc"], 6),
+                "test_loss": round(self.test_loss, 6),
+                "test_acc": round(self.test_acc, 6),
+                "lr": self.lr,
+                "drop_path_prob": getattr(setup.model, "drop_path_prob", 0.0),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+
+    def save(self, run: Progress) -> None:
+        _save(self.setup, self.cfg, run, self.out)
+
+    def after_epoch(self, run: Progress) -> None:
+        row = run.history[-1]
+        if self.setup.replicas.is_main:
+            write_text(self.out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
+        self.log(
+            f"epoch {row['epoch']}/{self.cfg.epochs}  train_acc {row['train_acc']:.4f}  "
+            f"test_acc {self.test_acc:.4f}  ({row['seconds']:.1f}s)"
+        )
+
+
+@dataclass
 class TrainResult:
     test_acc: float
     test_loss: float
@@ -281,18 +386,23 @@ def run_train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     resume: bool = False,
-    datasets: tuple[Dataset, Dataset] | None = None,
+    datasets: tuple[Dataset[Any], Dataset[Any]] | None = None,
     inputs: Sequence[str | Path] = (),
+    splits: Splits | None = None,
+    factory: Any = None,
 ) -> TrainResult:
     """Train the derived network of ``cfg.genotype`` and write its run folder (module docstring).
 
     ``datasets=(train, test)`` trains on your own ``Dataset`` objects (with
-    ``cfg.data.name = "datasets"``); a resume needs them passed again. The run holds the
-    folder's lock from start to end; ``inputs`` (its ``--config``) and the genotype file are
-    never removed by ``force``.
+    ``cfg.data.name = "datasets"``); ``splits`` and ``factory`` are the Python
+    API's ready splits and space factory; a resume needs them passed again.
+    The run holds the folder's lock from start to end; ``inputs`` (its
+    ``--config``) and the genotype file are never removed by ``force``.
     """
     with RunFolder(out_dir) as folder, hint_on_second_interrupt(folder, "train"):
-        return _run_train(folder, cfg, force, progress, log, resume, inputs, datasets)
+        return _run_train(
+            folder, cfg, force, progress, log, resume, inputs, datasets, splits, factory
+        )
 
 
 def _run_train(
@@ -303,10 +413,12 @@ def _run_train(
     log: Callable[[str], None],
     resume: bool,
     inputs: Sequence[str | Path],
-    datasets: tuple[Dataset, Dataset] | None,
+    datasets: tuple[Dataset[Any], Dataset[Any]] | None,
+    splits: Splits | None,
+    factory: Any,
 ) -> TrainResult:
     out = folder.path
-    candidates: list[tuple[Path, dict]] = []
+    candidates: list[tuple[Path, dict[str, Any]]] = []
     if resume:
         if is_main_process():
             folder.claim_existing()
@@ -318,7 +430,8 @@ def _run_train(
         log, progress = quiet, False
 
     def build() -> TrainSetup:
-        return build_train(cfg, replicas, device, datasets)  # a bad genotype or data fails here
+        # a bad genotype or data fails here, before anything is written
+        return build_train(cfg, replicas, device, datasets, splits, factory)
 
     setup = build()
     n_params = sum(p.numel() for p in setup.model.parameters())
@@ -330,14 +443,18 @@ def _run_train(
             log(f"resuming {out}: no checkpoint yet, starting the run from its config.yaml")
         if replicas.is_main:
             write_text(out / "config.yaml", dump_config(cfg))
-            write_text(out / "genotype.json", setup.genotype.to_json(indent=2) + "\n")
+            write_text(out / "space.json", json.dumps(setup.record, indent=2) + "\n")
+            assert setup.space is not None
+            for name, text in setup.space.arch_texts(setup.genotype).items():
+                if name.endswith(".json"):  # the JSON form names the architecture exactly
+                    write_text(out / name, text)
             if setup.data is not None:
                 write_data_info(out, setup.data)
         run = Progress()
     else:
 
-        def restore(setup: TrainSetup, state: dict) -> Progress:
-            if Genotype.from_dict(state["genotype"]) != setup.genotype:
+        def restore(setup: TrainSetup, state: dict[str, Any]) -> Progress:
+            if _canonical(state["genotype"]) != _canonical(json.loads(setup.genotype.to_json())):
                 raise RunDirError(
                     f"the genotype the run started with differs from {cfg.genotype!r} now"
                 )
@@ -357,63 +474,11 @@ def _run_train(
     log(
         f"train: {cfg.genotype} on {cfg.data.name}{on}, {cfg.epochs} epochs, {n_params:,} weights -> {out}"
     )
-    resume_hint = resume_command("train", out)
 
-    def check(metrics):
-        check_finite(metrics, run.epoch, run.step)
-
-    test_loss = test_acc = float("nan")
+    job = TrainJob(setup, cfg, out, log)
     with StopRequest() as stop:
-        while run.epoch < cfg.epochs:
-            epoch = run.epoch
-            start = time.perf_counter()
-            if run.step == 0:
-                run.sums = {}
-            setup.model.drop_path_prob = drop_path_schedule(
-                epoch, cfg.epochs, cfg.network.drop_path_prob
-            )
-            lr = setup.optimizer.param_groups[0]["lr"]
-            run_epoch_steps(
-                setup.train_loader,
-                lambda batch: train_step(
-                    setup, batch, cfg.network.auxiliary_weight, cfg.optim.grad_clip
-                ),
-                run,
-                cfg.epochs,
-                cfg.checkpoint_every,
-                lambda: _save(setup, cfg, run, out),
-                stop,
-                resume_hint,
-                progress,
-                check,
-                replicas,
-            )
-            setup.scheduler.step()
-            replicas.broadcast_buffers_(setup.model)
-            test_loss, test_acc = evaluate(setup.model, setup.test_loader, replicas)
-            train = {key: value / len(setup.train_loader) for key, value in run.sums.items()}
-            run.history.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": round(train["train_loss"], 6),
-                    "train_acc": round(train["train_acc"], 6),
-                    "test_loss": round(test_loss, 6),
-                    "test_acc": round(test_acc, 6),
-                    "lr": lr,
-                    "drop_path_prob": setup.model.drop_path_prob,
-                    "seconds": round(time.perf_counter() - start, 3),
-                }
-            )
-            run.epoch, run.step, run.sums = epoch + 1, 0, {}
-            _save(setup, cfg, run, out)
-            if replicas.is_main:
-                write_text(out / "metrics.csv", csv_text(run.history, METRIC_COLUMNS))
-            log(
-                f"epoch {epoch + 1}/{cfg.epochs}  train_acc "
-                f"{train['train_acc']:.4f}  test_acc {test_acc:.4f}  "
-                f"({run.history[-1]['seconds']:.1f}s)"
-            )
-            stop_after_epoch(stop, run, cfg.epochs, resume_hint, replicas)
+        run_epochs(job, run, stop, progress, replicas)
+    test_loss, test_acc = job.test_loss, job.test_acc
     if (
         run.history and test_acc != test_acc
     ):  # resumed after the last epoch: evaluate what was saved
@@ -432,22 +497,45 @@ def _run_train(
     }
     write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}), {n_params:,} weights")
+    arch_file = f"{setup.space.arch_file}.json" if setup.space is not None else "genotype.json"
     log(
-        f"wrote {out}/: config.yaml genotype.json data.json metrics.csv checkpoint.pt model.pt result.json"
+        f"wrote {out}/: config.yaml space.json {arch_file} data.json metrics.csv checkpoint.pt "
+        f"model.pt result.json"
     )
     return TrainResult(test_acc, test_loss, run.history, out)
 
 
-def load_trained(run_dir: str | Path) -> tuple[NetworkCIFAR, TrainConfig]:
-    """The trained network of a ``gradnas train`` run folder, in eval mode, and its config."""
+def trained_shapes(run_dir: str | Path) -> Shapes | None:
+    """The data shapes a train run folder records (None for folders from before ``space.json``)."""
+    record = read_space_record(Path(run_dir))
+    return None if record is None else Shapes.from_dict(record)
+
+
+def load_trained(run_dir: str | Path) -> tuple[nn.Module, TrainConfig]:
+    """The trained network of a ``gradnas train`` run folder, in eval mode, and its config.
+
+    The folder's ``space.json`` gives the space and the data's shapes, so the
+    data set is not loaded; folders from before it are rebuilt as DARTS
+    networks with the shapes read from the data set.
+    """
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", TrainConfig)
-    genotype = resolve_genotype(str(run_dir / "genotype.json"))
-    info = read_data_info(run_dir)
-    if info is None:  # a run folder from before data.json: read the data for its shape
-        splits = load_data(cfg.data, cfg.seed)
-        info = {"in_channels": splits.in_channels, "num_classes": splits.num_classes}
-    model = build_network(cfg, genotype, info["in_channels"], info["num_classes"])
+    shapes = trained_shapes(run_dir)
+    if shapes is not None:
+        resolved = resolve_architecture(str(run_dir), darts_size(cfg))
+        try:
+            model = resolved.space.fixed_network(
+                resolved.arch, shapes.in_channels, shapes.num_classes
+            )
+        except SpaceError as err:
+            raise RunDirError(f"{run_dir}: {err}") from None
+    else:
+        genotype = resolve_genotype(str(run_dir / "genotype.json"))
+        info = read_data_info(run_dir)
+        if info is None:  # a run folder from before data.json: read the data for its shape
+            data = load_data(cfg.data, cfg.seed)
+            info = {"in_channels": data.in_channels, "num_classes": data.num_classes}
+        model = build_network(cfg, genotype, info["in_channels"], info["num_classes"])
     path = run_dir / "model.pt"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

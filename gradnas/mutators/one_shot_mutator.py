@@ -9,7 +9,7 @@ inputs per node (a :class:`OneShotEdge`) and one op on each kept input (a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -47,6 +47,9 @@ class OneShotMutator(nn.Module):
             )
         self.exclude = tuple(exclude)
         self.search_spaces: dict[str, list[MutableModule]] = {}
+        # No alphas, but the same attribute as a DiffMutator's, so callers need not ask
+        # which mutator they have.
+        self.arch_params = nn.ParameterDict()
         # space id -> choice name -> space ids of the mutables inside that choice.
         self._inner: dict[str, dict[str, set[str]]] = {}
 
@@ -76,6 +79,19 @@ class OneShotMutator(nn.Module):
                         inner.setdefault(space_id, {}).setdefault(name, set()).update(inside)
         self.search_spaces = groups
         self._inner = inner
+
+    def arch_probs(self) -> dict[str, torch.Tensor]:
+        """No decision has an alpha: empty, as for a supernet without architecture parameters."""
+        return {}
+
+    def arch_parameters(self) -> Iterator[nn.Parameter]:
+        """No architecture parameters."""
+        return iter(())
+
+    def search_subnet(self) -> Subnet:
+        """There are no alphas to derive from: a one-path method finds its path in its
+        final stage (SPOS' evolution, random search's trials)."""
+        raise ValueError("a one-path supernet has no alphas to derive an architecture from")
 
     def _allowed(self, op: MutableModule) -> list[str]:
         return [name for name in op.choice_names if name not in self.exclude]

@@ -47,6 +47,16 @@ class SnasMutator(DartsMutator):
             edge = members[0]
             if not isinstance(edge, DifferentiableEdge):
                 continue
+            if space_id in self.arch_params and not any(
+                outermost_mutables(edge.choices[name]) for name in edge.full_choice_names
+            ):
+                # No op decides this edge's inputs, only its own alpha (a custom space's
+                # edge): its argmax is the num_chosen strongest inputs, as DARTS ranks them.
+                probs = self.arch_params[space_id].detach().double().softmax(-1).tolist()
+                names = list(edge.full_choice_names)
+                order = sorted(range(len(names)), key=lambda i: -probs[i])[: edge.num_chosen]
+                subnet[space_id] = {"chosen": [names[i] for i in order]}
+                continue
             kept = []
             for name in edge.full_choice_names:
                 ops = outermost_mutables(edge.choices[name])

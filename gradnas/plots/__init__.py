@@ -9,12 +9,14 @@ from .alphas import plot_alphas
 from .cells import cell_dot_source, plot_cell
 from .collapse import collapse_warning
 from .curves import plot_curves
+from .decisions import plot_alphas_per_decision
 from .run import plot_genotype, plot_run
 
 __all__ = [
     "cell_dot_source",
     "collapse_warning",
     "plot_alphas",
+    "plot_alphas_per_decision",
     "plot_cell",
     "plot_curves",
     "plot_genotype",
