@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,8 @@ RUN_FILE_PATTERNS = (
     LOCK,
     MARKER,
     "config.yaml",
+    "data.json",
+    "space.json",
     "metrics.csv",
     "alphas.json",
     "trials.csv",
@@ -53,14 +56,14 @@ RUN_FILE_PATTERNS = (
     "model.onnx",
     "model.pt2",
     "result.json",
-    "data.json",  # the data's shapes and statistics (gradnas/engine/data.py)
-    "space.json",  # the search space reference and input shapes
     "alphas_normal.png",
     "alphas_normal.svg",
     "alphas_reduce.png",
     "alphas_reduce.svg",
     "curves.png",
     "curves.svg",
+    "alphas.png",  # a custom space's one panel per decision
+    "alphas.svg",
     "cell_normal.png",
     "cell_normal.svg",
     "cell_normal.dot",
@@ -123,28 +126,35 @@ def _refuse_special(path: Path) -> None:
         raise RunDirError(f"refusing to clear the home folder {str(path)!r}; choose another --out")
 
 
-# Lock descriptors this process holds. A forked child (a DataLoader worker) closes its copies at
-# once: otherwise workers that outlive a killed run would keep its folder locked until they
-# notice their parent is gone. The parent's descriptor alone keeps the lock.
-_HELD: set[int] = set()
-
-
-def _close_held_in_child() -> None:
-    for fd in _HELD:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_close_held_in_child)
-
-
 def _holder(lock_path: Path) -> str:
     try:
         info = json.loads(lock_path.read_text())
         return f"pid {int(info['pid'])} on host {str(info['host'])[:100]}"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
+
+
+# The folders this process holds locked, so that a forked child can let go of them.
+_HELD: weakref.WeakSet[RunFolder] = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child (a DataLoader worker): close the lock fds it inherited.
+
+    A flock belongs to the open file, which fork shares, so without this the
+    workers of a killed run would keep its folder locked until they notice
+    their parent is gone (seconds later), and a child's ``release`` would
+    unlock the parent's run.
+    """
+    for folder in list(_HELD):
+        if folder._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(folder._fd)
+            folder._fd = None
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class RunFolder:
@@ -185,7 +195,7 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.pwrite(fd, owner, 0)
         self._fd = fd
-        _HELD.add(fd)
+        _HELD.add(self)
 
     def claim_new(self, force: bool, kind: str, inputs: Iterable[str | Path] = ()) -> None:
         """Create (or, with ``force``, clear) the folder for a fresh run and lock it.
@@ -263,9 +273,9 @@ class RunFolder:
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-            _HELD.discard(self._fd)
             os.close(self._fd)
             self._fd = None
+        _HELD.discard(self)
 
 
 def is_main_process() -> bool:
