@@ -8,8 +8,8 @@ import uuid
 import pytest
 import yaml
 
+from gradnas import atomic
 from gradnas.cli import main
-from gradnas.engine import files
 from gradnas.engine.files import load_checkpoint
 
 TINY = {
@@ -40,13 +40,13 @@ def test_a_refused_checkpoint_write_is_one_line_and_keeps_the_last_checkpoint(
     real_replace, calls = os.replace, []
 
     def replace(src, dst):
-        if str(dst).endswith("checkpoint.pt") and str(src).endswith(".tmp"):
+        if str(dst).endswith("checkpoint.pt") and ".tmp" in os.path.basename(src):
             calls.append(dst)
             if len(calls) == 2:  # the second epoch's checkpoint
                 raise OSError(code, os.strerror(code), str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(files.os, "replace", replace)
+    monkeypatch.setattr(atomic.os, "replace", replace)  # the one atomic writer
     out = tmp_path / "run"
     assert search(tmp_path, out) == 2
     err = one_error_line(capsys)
@@ -58,7 +58,7 @@ def test_a_refused_checkpoint_write_is_one_line_and_keeps_the_last_checkpoint(
 
 
 def test_a_full_disk_while_writing_is_one_line(tmp_path, capsys, monkeypatch):
-    real_fdopen = os.fdopen
+    real_open = open
 
     class FullFile:
         def __init__(self, f):
@@ -73,7 +73,10 @@ def test_a_full_disk_while_writing_is_one_line(tmp_path, capsys, monkeypatch):
         def write(self, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(files.os, "fdopen", lambda fd, mode: FullFile(real_fdopen(fd, mode)))
+    # the one atomic writer (gradnas.atomic) opens its temporary file with open()
+    monkeypatch.setattr(
+        atomic, "open", lambda path, mode: FullFile(real_open(path, mode)), raising=False
+    )
     assert search(tmp_path, tmp_path / "run") == 2
     err = one_error_line(capsys)
     assert f"cannot write '{tmp_path / 'run'}/" in err and "No space left on device" in err
