@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -178,7 +179,7 @@ class Darts:
         saved_buffers = torch._foreach_clone(buffers)
         try:
             with torch.no_grad():
-                torch._foreach_sub_(weights, torch._foreach_mul(directions, xis))
+                torch._foreach_sub_(weights, torch._foreach_mul(directions, xis))  # type: ignore[arg-type]  # stub: list[Tensor] only, but Parameters are Tensors
             # 2. The validation loss at w': its gradients w.r.t. alpha and v = w.r.t. w'.
             val_logits = self.supernet(x_val)
             val_loss = self.criterion(val_logits, y_val)
@@ -207,12 +208,12 @@ class Darts:
         ``d = momentum * buf + grad + weight_decay * w`` of the step the weight
         optimizer would take, each read from the weight's own param group."""
         xis, directions = [], []
-        grads = iter(grads)
+        grad_iter = iter(grads)
         state = self.weight_optimizer.state
         for group in self.weight_optimizer.param_groups:
             momentum, weight_decay = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
             params = group["params"]
-            g = [next(grads) for _ in params]
+            g = [next(grad_iter) for _ in params]
             d = list(
                 torch._foreach_add(
                     g, torch._foreach_mul([w.detach() for w in params], weight_decay)
@@ -233,7 +234,7 @@ class Darts:
         return xis, directions
 
     def _finite_difference_mixed_hvp(
-        self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor], w0: list[torch.Tensor]
+        self, x: torch.Tensor, y: torch.Tensor, xi_v: list[torch.Tensor], w0: Sequence[torch.Tensor]
     ) -> list[torch.Tensor]:
         """DARTS eq. 8 along ``u = xi * v``:
         ``(grad_alpha L(w0 + eps u) - grad_alpha L(w0 - eps u)) / (2 eps)`` with
@@ -251,11 +252,11 @@ class Darts:
         with weights_frozen(self.weights):
             set_weights(self.weights, w0)
             with torch.no_grad():
-                torch._foreach_add_(self.weights, eps_u)  # w0 + eps * u
+                torch._foreach_add_(self.weights, eps_u)  # type: ignore[arg-type]  # stub: list[Tensor] only, but Parameters are Tensors (w0 + eps * u)
             g_plus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
             set_weights(self.weights, w0)
             with torch.no_grad():
-                torch._foreach_sub_(self.weights, eps_u)  # w0 - eps * u
+                torch._foreach_sub_(self.weights, eps_u)  # type: ignore[arg-type]  # stub: list[Tensor] only, but Parameters are Tensors (w0 - eps * u)
             g_minus = self._grads(self.criterion(self.supernet(x), y), self.alphas)
         return [(gp - gm) / (2 * eps) for gp, gm in zip(g_plus, g_minus)]
 
@@ -283,10 +284,10 @@ class Darts:
         """DARTS has no schedule of its own (the weight LR schedule is the engine's)."""
         return NO_CHANGE
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         if state:
             raise ValueError(f"Darts keeps no state, got keys {sorted(state)}")
         return NO_CHANGE
