@@ -20,6 +20,7 @@ costs on every forward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -118,10 +119,10 @@ class Gdas(Darts):
         """The temperature of the current epoch."""
         return {"tau": self.tau}
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"tau": self.tau, "tau_max": self.tau_max, "tau_min": self.tau_min}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         """Restore the schedule and the current tau, and apply tau to the mutables."""
         missing = [k for k in STATE_KEYS if k not in state]
         unknown = sorted(set(state) - set(STATE_KEYS))

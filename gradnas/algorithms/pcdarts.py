@@ -14,6 +14,7 @@ fitted to untrained ops (the release's ``train_search.py`` runs
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -108,10 +109,10 @@ class PCDarts(Darts):
         self.epoch = epoch
         return NO_CHANGE
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         if set(state) != {"epoch"}:
             raise ValueError(f"PCDarts state needs exactly the key 'epoch', got {sorted(state)}")
         epoch = state["epoch"]
