@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -203,11 +204,13 @@ class Snas:
 
     def expected_cost(self) -> torch.Tensor:
         """``sum_decisions softmax(alpha) . cost``, differentiable in the alphas."""
-        total = None
+        total: torch.Tensor | None = None
         for space_id in self.op_decisions:
             alpha = self.mutator.arch_params[space_id]
             term = torch.softmax(alpha, dim=-1) @ self.costs[space_id].to(alpha.device, alpha.dtype)
             total = term if total is None else total + term
+        # __init__ rejects a supernet without op decisions (_op_decisions), so the loop ran.
+        assert total is not None
         return total
 
     def step(self, train_batch: Batch, val_batch: Batch | None = None) -> dict[str, float]:
@@ -256,10 +259,10 @@ class Snas:
         """The architecture is derived from the alphas (SNAS' argmax rule)."""
         return None
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "tau": self.tau}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         if set(state) != {"epoch", "tau"}:
             raise ValueError(
                 f"Snas state needs exactly the keys 'epoch' and 'tau', got {sorted(state)}"
