@@ -41,6 +41,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -102,6 +103,22 @@ def top_ops(mean_probs: torch.Tensor, names: Sequence[str], num_ops: int) -> lis
     probs = mean_probs.tolist()
     strongest = sorted(range(len(names)), key=lambda i: -probs[i])[:num_ops]
     return [names[i] for i in sorted(strongest)]
+
+
+class _Widenable(Protocol):
+    """A supernet whose partial channels grow in place (``DartsSearchNetwork``)."""
+
+    partial_channels: int
+
+    def widen_partial_channels(
+        self, k: int
+    ) -> list[tuple[nn.Parameter, nn.Parameter, Callable[[torch.Tensor], torch.Tensor]]]: ...
+
+
+def _select(index: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``t -> t[index]``, ``index`` moved to ``t``'s device: a pruned alpha's
+    kept entries, and its optimizer state's."""
+    return lambda t: t[index.to(t.device)]
 
 
 def dirichlet_kl_to_uniform(arch_param: torch.Tensor) -> torch.Tensor:
@@ -216,10 +233,14 @@ class DrNas:
 
     def kl_term(self) -> torch.Tensor:
         """Sum over the Dirichlet decisions of KL(Dir(elu(alpha) + 1) || Dir(1))."""
-        return sum(
+        total = sum(
             dirichlet_kl_to_uniform(self.mutator.arch_params[space_id])
             for space_id in self.dirichlet_decisions
         )
+        # __init__ rejects a supernet without Dirichlet decisions, so the sum has a
+        # tensor term and is a tensor, never sum's start value 0.
+        assert isinstance(total, torch.Tensor)
+        return total
 
     def step(self, train_batch: Batch, val_batch: Batch | None) -> dict[str, float]:
         """One architecture step on ``val_batch``, then one weight step on
@@ -340,13 +361,14 @@ class DrNas:
         for space_id, names in kept.items():
             old = self.mutator.arch_params[space_id]
             index = self.mutator.prune_choices(space_id, names)
-            alpha_successors[old] = (
-                self.mutator.arch_params[space_id],
-                lambda t, i=index: t[i.to(t.device)],
-            )
+            alpha_successors[old] = (self.mutator.arch_params[space_id], _select(index))
         weight_successors: dict[nn.Parameter, Successor] = {}
-        if partial_channels != self.supernet.partial_channels:
-            for old, new, grow in self.supernet.widen_partial_channels(partial_channels):
+        # nn.Module's attributes type as Tensor | Module. Progressive stages need a
+        # supernet that widens (DartsSearchNetwork; __init__ checked partial_channels);
+        # the cast does nothing at run time, so any other module fails as it did.
+        widenable = cast(_Widenable, self.supernet)
+        if partial_channels != widenable.partial_channels:
+            for old, new, grow in widenable.widen_partial_channels(partial_channels):
                 weight_successors[old] = (new, grow)
         alive = set(self.supernet.parameters())
         for param in self.weights:
@@ -361,14 +383,14 @@ class DrNas:
         self.kept.append({space_id: list(names) for space_id, names in kept.items()})
         self.stage += 1
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Empty without stages; else the epoch, the stage and each pruning's kept ops,
         from which :meth:`load_state_dict` rebuilds the pruned, widened supernet."""
         if not self.stages:
             return {}
         return {"epoch": self.epoch, "stage": self.stage, "kept": [dict(k) for k in self.kept]}
 
-    def load_state_dict(self, state: dict) -> EpochChange:
+    def load_state_dict(self, state: dict[str, Any]) -> EpochChange:
         """Restore the schedule, bringing the supernet and optimizers to the saved
         stage first: load this before the supernet's, mutator's and optimizers'
         state dicts, whose shapes are those of that stage."""
