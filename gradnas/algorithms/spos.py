@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..genotype import Genotype
-from ..mutables import OneShotOP
+from ..mutables import DifferentiableEdge, OneShotOP
 from ..mutables.one_shot_edge import OneShotEdge
 from ..mutators.one_shot_mutator import OneShotMutator, Subnet
 from ..spaces.darts.search_network import (
@@ -61,10 +61,13 @@ def spos_supernet(**kwargs: Any) -> DartsSearchNetwork:
         )
     net = DartsSearchNetwork(op_mutable=OneShotOP, **kwargs)
     for cell in net.cells:
-        for i, edge in enumerate(cell.nodes):
-            cell.nodes[i] = OneShotEdge(
-                dict(edge.choices), edge.space_id, num_chosen=edge.num_chosen
-            )
+        # nn.Module attributes type as Tensor | Module; a search cell's nodes are a
+        # ModuleList of DifferentiableEdges (build_cell), which these asserts narrow to.
+        nodes = cell.nodes
+        assert isinstance(nodes, nn.ModuleList)
+        for i, edge in enumerate(nodes):
+            assert isinstance(edge, DifferentiableEdge)
+            nodes[i] = OneShotEdge(dict(edge.choices), edge.space_id, num_chosen=edge.num_chosen)
     return net
 
 
@@ -233,7 +236,7 @@ class Spos:
         )
         return best
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The path generator's state (a uint8 tensor), or nothing without a generator."""
         return {} if self.generator is None else {"generator": self.generator.get_state()}
 
@@ -346,6 +349,11 @@ def subnet_accuracy(
     ]
     try:
         if recalibrate_bn_batches:
+            if bn_loader is None:
+                raise ValueError(
+                    "recalibrate_bn_batches > 0 needs bn_loader (training batches to re-estimate "
+                    "BatchNorm on)"
+                )
             recalibrate_bn(supernet, bn_loader, recalibrate_bn_batches)
         return eval_accuracy(supernet, loader)
     finally:
@@ -445,10 +453,10 @@ def evolution_search(
     history: list[float] = []
     for generation in range(generations):
         for candidate in candidates:
-            value = float(score(candidate))
-            if math.isnan(value):
+            scored = float(score(candidate))
+            if math.isnan(scored):
                 raise ValueError(f"score returned NaN for {candidate}")
-            scores[candidate] = value
+            scores[candidate] = scored
         # A stable sort: among equal scores the parents kept before stay ahead.
         top = sorted(top + candidates, key=lambda g: -scores[g])[:parents]
         history.append(scores[top[0]])
@@ -456,11 +464,14 @@ def evolution_search(
             break
         taken: set[G] = set()
         half = population // 2
-        candidates = new_candidates(
-            lambda top=top: mutate(rng.choice(top), rng, mutation_prob), half, taken
-        )
-        candidates += new_candidates(
-            lambda top=top: crossover(rng.choice(top), rng.choice(top), rng), half, taken
-        )
+
+        def mutant(top: list[G] = top) -> G:
+            return mutate(rng.choice(top), rng, mutation_prob)
+
+        def child(top: list[G] = top) -> G:
+            return crossover(rng.choice(top), rng.choice(top), rng)
+
+        candidates = new_candidates(mutant, half, taken)
+        candidates += new_candidates(child, half, taken)
         candidates += new_candidates(lambda: sample(rng), population - len(candidates), taken)
     return top[0], scores[top[0]], history
